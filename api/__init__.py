@@ -1,0 +1,1 @@
+"""HTTP only: the app factory, one router per resource, dependencies, error rendering."""

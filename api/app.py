@@ -1,0 +1,65 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.deps import AppState
+from api.routers import health, jobs
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
+from service.settings import Settings, get_settings
+from service.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+ROUTERS = [health.router, jobs.router]
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    """Build the API; `migrate` runs `alembic upgrade head` before serving."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            upgrade(engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="loraplane",
+        version="0.1.0",
+        summary="Train, register, download and resume LoRA adapters.",
+        lifespan=lifespan,
+    )
+    app.state.loraplane = AppState(settings=settings, engine=engine,
+                                   sessions=make_sessionmaker(engine))
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    _document_spec_schema(app)
+    return app
+
+
+def _document_spec_schema(app: FastAPI) -> None:
+    """Put `JobSpec` into the OpenAPI components: POST /jobs reads it from a raw body."""
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        spec_schema = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(spec_schema.pop("$defs", {}))
+        components["JobSpec"] = spec_schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,41 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.deps import StateDep
+from api.errors import problem
+from db.migrate import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="healthz", summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", operation_id="readyz", response_model=None, summary="Readiness: database reachable, schema at head",
+            responses={503: {"description": "Not ready"}})
+def readyz(state: StateDep) -> Response | dict[str, str]:
+    try:
+        with state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        current = current_revision(state.engine)
+    except SQLAlchemyError as exc:
+        return problem(503, "database_unavailable", f"database unreachable: {type(exc).__name__}")
+    head = head_revision()
+    if current != head:
+        return problem(503, "migrations_pending",
+                       f"database schema is at {current!r}, the code needs {head!r}")
+    return {"status": "ready", "schema": current or ""}
+
+
+@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics",
+            response_class=Response)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,189 @@
+"""`/jobs`: submit, list, read, cancel, and follow events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep, StateDep
+from api.errors import Problem
+from service import jobs as job_service
+from service.domain import TERMINAL_STATES, Job, JobEvent, JobState, Page, decode_cursor, encode_cursor
+from service.errors import Conflict, InvalidRequest, PayloadTooLarge
+from service.spec import JSON_TYPES, YAML_TYPES, JobSpec, parse_body
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+ERRORS = {
+    404: {"model": Problem, "description": "No such job"},
+    409: {"model": Problem, "description": "Conflict"},
+    422: {"model": Problem, "description": "Invalid input"},
+}
+_SPEC_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "An RLinf-style job spec, as JSON or YAML.",
+        "content": {
+            **{t: {"schema": {"$ref": "#/components/schemas/JobSpec"}} for t in sorted(JSON_TYPES)},
+            **{t: {"schema": {"type": "string"}} for t in sorted(YAML_TYPES)},
+        },
+    }
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes; the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Job,
+    operation_id="submit_job",
+    summary="Submit a training job",
+    openapi_extra=_SPEC_BODY,
+    responses={**ERRORS, 413: {"model": Problem}, 415: {"model": Problem}},
+)
+async def submit_job(
+    request: Request,
+    response: Response,
+    state: StateDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Job:
+    settings = state.settings
+    body = await read_body(request, settings.max_spec_bytes)
+    content_type = request.headers.get("content-type")
+    digest = job_service.request_hash(body, content_type)
+
+    def submit() -> tuple[Job, bool]:
+        parsed = parse_body(body, content_type, settings.max_spec_bytes)
+        for _ in range(2):
+            with state.sessions() as session:
+                if idempotency_key:
+                    existing = job_service.find_by_idempotency_key(session, idempotency_key, digest)
+                    if existing is not None:
+                        return existing, True
+                try:
+                    job = job_service.submit_job(
+                        session, parsed, max_attempts=settings.max_attempts,
+                        idempotency_key=idempotency_key, digest=digest,
+                    )
+                except Conflict as exc:
+                    if exc.code != "idempotency_race":
+                        raise
+                    continue
+                session.commit()
+                return job, False
+        raise Conflict("could not settle concurrent requests with one Idempotency-Key")
+
+    job, replayed = await run_in_threadpool(submit)
+    if not replayed:
+        await state.notify_new_work()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job
+
+
+@router.get("", response_model=Page[Job], operation_id="list_jobs", summary="List jobs",
+            responses=ERRORS)
+def list_jobs(
+    session: SessionDep,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[Job]:
+    return job_service.list_jobs(session, state=state, limit=limit, cursor=cursor)
+
+
+@router.get("/{job_id}", response_model=Job, operation_id="get_job", summary="Get a job",
+            responses=ERRORS)
+def get_job(job_id: str, session: SessionDep) -> Job:
+    return job_service.get_job(session, job_id)
+
+
+@router.post("/{job_id}/cancel", response_model=Job, operation_id="cancel_job",
+             summary="Cancel a job", responses=ERRORS)
+def cancel_job(job_id: str, session: SessionDep) -> Job:
+    job = job_service.cancel_job(session, job_id)
+    session.commit()
+    return job
+
+
+def _after(cursor: str | None, last_event_id: str | None) -> int:
+    if last_event_id and last_event_id.isdigit():
+        return int(last_event_id)
+    if not cursor:
+        return 0
+    value = decode_cursor(cursor)
+    if not isinstance(value, int):
+        raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
+    return value
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=Page[JobEvent],
+    operation_id="list_job_events",
+    summary="List a job's events; with Accept: text/event-stream, follow them live",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    state: StateDep,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Page[JobEvent] | StreamingResponse:
+    after = _after(cursor, last_event_id)
+
+    def read(after_id: int) -> tuple[list[JobEvent], bool]:
+        with state.sessions() as session:
+            events = job_service.list_events(session, job_id, after=after_id, limit=limit)
+            ended = job_service.get_job(session, job_id).state in TERMINAL_STATES
+            return events, ended
+
+    events, ended = await run_in_threadpool(read, after)
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        next_cursor = encode_cursor(events[-1].id) if len(events) == limit else None
+        return Page[JobEvent](items=events, next_cursor=next_cursor)
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal events, ended
+        last, idle = after, 0.0
+        while True:
+            for event in events:
+                last = event.id
+                payload = event.model_dump_json()
+                yield f"id: {event.id}\nevent: {event.kind}\ndata: {payload}\n\n"
+            if ended and len(events) < limit:
+                yield "event: end\ndata: {}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(state.settings.queue_poll_seconds)
+            idle += state.settings.queue_poll_seconds
+            if idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            events, ended = await run_in_threadpool(read, last)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs loraplane into a virtualenv. The same script serves `make`, CI and the Dockerfile.
+#   deploy/install.sh VENV [EXTRAS] [CONSTRAINTS]
+#   VENV: virtualenv folder (created if missing); EXTRAS: e.g. "test"; CONSTRAINTS: pip
+#   constraints file ("" for none: GPU images pick their own torch build).
+set -euo pipefail
+venv=${1:?usage: install.sh VENV [EXTRAS] [CONSTRAINTS]}
+extras=${2:-}
+constraints=${3-constraints-cpu.txt}
+here=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+args=(--quiet)
+[ -n "$constraints" ] && args+=(-c "$here/$constraints")
+target="$here"
+[ -n "$extras" ] && target="$here[$extras]"
+"$venv/bin/python" -m pip install "${args[@]}" -e "$target"

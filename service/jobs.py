@@ -1,0 +1,187 @@
+"""Job intake and reads: submit, list, get, cancel, events. Functions flush, routes commit."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db import models
+from db.base import utcnow
+from service.domain import (
+    TERMINAL_STATES,
+    Job,
+    JobError,
+    JobEvent,
+    JobState,
+    Page,
+    Progress,
+    decode_cursor,
+    encode_cursor,
+)
+from service.errors import Conflict, InvalidRequest, NotFound
+from service.ids import new_id
+from service.spec import ParsedSpec
+
+
+def to_job(row: models.Job) -> Job:
+    """The public view of a job row."""
+    return Job(
+        id=row.id,
+        name=row.name,
+        state=JobState(row.state),
+        priority=row.priority,
+        spec=row.spec,
+        ignored_keys=row.ignored_keys,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+        worker_id=row.worker_id,
+        lease_expires_at=row.lease_expires_at,
+        progress=Progress(step=row.progress_step, total=row.progress_total),
+        metrics=row.metrics,
+        error=JobError(**row.error) if row.error else None,
+        adapter_id=row.adapter_id,
+        parent_adapter_id=row.parent_adapter_id,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def request_hash(body: bytes, content_type: str | None) -> str:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return hashlib.sha256(media.encode() + b"\0" + body).hexdigest()
+
+
+def add_event(session: Session, job_id: str, kind: str, data: dict[str, Any]) -> None:
+    session.add(models.JobEvent(job_id=job_id, kind=kind, data=data, created_at=utcnow()))
+
+
+def record_state(session: Session, row: models.Job, new: JobState, **detail: Any) -> None:
+    """Move a job to a new state and log the change as an event."""
+    old = row.state
+    row.state = new.value
+    now = utcnow()
+    row.updated_at = now
+    if new in TERMINAL_STATES:
+        row.finished_at = now
+        row.lease_id = None
+        row.lease_expires_at = None
+    add_event(session, row.id, "state", {"from": old, "to": new.value, **detail})
+
+
+def find_by_idempotency_key(session: Session, key: str, digest: str) -> Job | None:
+    row = session.scalar(select(models.Job).where(models.Job.idempotency_key == key))
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used with a different request body "
+            f"(job {row.id})",
+            code="idempotency_conflict",
+        )
+    return to_job(row)
+
+
+def submit_job(
+    session: Session,
+    parsed: ParsedSpec,
+    *,
+    max_attempts: int,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+    parent_adapter_id: str | None = None,
+) -> Job:
+    """Queue a validated spec as a new job."""
+    spec = parsed.spec
+    now = utcnow()
+    row = models.Job(
+        id=new_id("job"),
+        name=spec.name,
+        state=JobState.queued.value,
+        priority=spec.priority,
+        spec=spec.model_dump(mode="json"),
+        ignored_keys=parsed.ignored_keys,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        attempt=0,
+        max_attempts=max_attempts,
+        progress_step=0,
+        parent_adapter_id=parent_adapter_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    add_event(session, row.id, "state", {"from": None, "to": JobState.queued.value})
+    try:
+        session.flush()
+    except IntegrityError:
+        # Lost a race on the same Idempotency-Key: the caller rolls back and replays.
+        raise Conflict("concurrent request with the same Idempotency-Key", code="idempotency_race")
+    return to_job(row)
+
+
+def job_row(session: Session, job_id: str, *, for_update: bool = False) -> models.Job:
+    stmt = select(models.Job).where(models.Job.id == job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"no job {job_id!r}")
+    return row
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    return to_job(job_row(session, job_id))
+
+
+def list_jobs(session: Session, *, state: JobState | None, limit: int, cursor: str | None) -> Page[Job]:
+    """Newest first; the cursor is keyed on the (time-ordered) id, so pages never repeat."""
+    stmt = select(models.Job).order_by(models.Job.id.desc()).limit(limit + 1)
+    if state is not None:
+        stmt = stmt.where(models.Job.state == state.value)
+    if cursor:
+        after = decode_cursor(cursor)
+        if not isinstance(after, str):
+            raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
+        stmt = stmt.where(models.Job.id < after)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[Job](
+        items=[to_job(r) for r in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+    )
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Queued: cancelled at once. Running: `cancelling` until the worker stops it."""
+    row = job_row(session, job_id, for_update=True)
+    state = JobState(row.state)
+    if state is JobState.queued:
+        record_state(session, row, JobState.cancelled, reason="cancelled by user")
+    elif state is JobState.running:
+        record_state(session, row, JobState.cancelling, reason="cancel requested")
+    elif state in TERMINAL_STATES:
+        raise Conflict(f"job {job_id} already ended ({state.value}); nothing to cancel",
+                       code="job_finished")
+    session.flush()
+    return to_job(row)
+
+
+def list_events(session: Session, job_id: str, *, after: int, limit: int) -> list[JobEvent]:
+    """Events of one job with id > after, oldest first."""
+    job_row(session, job_id)
+    rows = session.scalars(
+        select(models.JobEvent)
+        .where(models.JobEvent.job_id == job_id, models.JobEvent.id > after)
+        .order_by(models.JobEvent.id)
+        .limit(limit)
+    )
+    return [
+        JobEvent(id=r.id, job_id=r.job_id, kind=r.kind, data=r.data, created_at=r.created_at)
+        for r in rows
+    ]

@@ -1,0 +1,51 @@
+"""Service settings: one class, read from `LORAPLANE_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the server and its embedded workers."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAPLANE_", extra="ignore")
+
+    data_dir: Path = Field(Path(".loraplane"), description="Root for the SQLite file, artifacts, models.")
+    database_url: str = Field("", description="SQLAlchemy URL; default: SQLite under data_dir.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    models_dir: Path | None = Field(None, description="Base models by name; default data_dir/models.")
+    artifacts_dir: Path | None = Field(None, description="Blob store root; default data_dir/artifacts.")
+    max_spec_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted job spec body.")
+    max_dataset_bytes: int = Field(1 << 30, ge=1, description="Largest accepted dataset upload.")
+    max_artifact_bytes: int = Field(64 << 30, ge=1, description="Largest accepted artifact upload.")
+    lease_seconds: float = Field(30.0, gt=0, description="How long a claim lasts without heartbeat.")
+    max_attempts: int = Field(3, ge=1, description="Claims a job gets before it fails as worker_lost.")
+    claim_wait_seconds: float = Field(25.0, ge=0, description="Longest long-poll of an idle worker.")
+    queue_poll_seconds: float = Field(0.5, gt=0, description="DB poll fallback while long-polling.")
+    checkpoints_keep: int = Field(3, ge=1, description="Checkpoints kept per succeeded job.")
+    lora_path_roots: list[Path] = Field(
+        default_factory=list, description="Worker-local folders a lora_path may point into."
+    )
+    workers: int = Field(1, ge=0, description="Embedded worker processes `serve` starts.")
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'loraplane.db'}"
+        if self.models_dir is None:
+            self.models_dir = self.data_dir / "models"
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.data_dir / "artifacts"
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
