@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.deps import AppState
-from api.routers import health, jobs
+from api.routers import health, jobs, worker
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
+from service import queue
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [health.router, jobs.router]
+ROUTERS = [health.router, jobs.router, worker.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -30,7 +33,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             upgrade(engine)
+        sweeper = asyncio.create_task(_expire_leases_forever(app.state.loraplane))
         yield
+        sweeper.cancel()
         engine.dispose()
 
     app = FastAPI(
@@ -46,6 +51,25 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.include_router(router)
     _document_spec_schema(app)
     return app
+
+
+async def _expire_leases_forever(state: AppState) -> None:
+    """Requeue jobs whose worker stopped heartbeating, a few times per lease."""
+    interval = max(min(state.settings.lease_seconds / 3, 5.0), 0.05)
+
+    def sweep() -> int:
+        with state.sessions() as session:
+            count = queue.expire_leases(session)
+            session.commit()
+            return count
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await run_in_threadpool(sweep):
+                state.new_work.notify()
+        except Exception:  # the database may be briefly away; try again next round
+            log.warning("lease sweep failed", exc_info=True)
 
 
 def _document_spec_schema(app: FastAPI) -> None:

@@ -1,0 +1,220 @@
+"""The durable queue: claim under a lease, heartbeat, fenced writes, expiry, hand-back.
+
+A claim is one statement: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
+on PostgreSQL; on SQLite the same statement inside the `BEGIN IMMEDIATE` every transaction
+starts with (db/engine.py), so one writer at a time. Every later write of a worker is fenced
+on (job id, lease id, active state, lease not expired): a worker whose lease is gone changes
+nothing and gets `LeaseLost` (HTTP 409).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db import models
+from db.base import utcnow
+from service.domain import ACTIVE_STATES, Job, JobState
+from service.errors import LeaseLost
+from service.ids import new_id
+from service.jobs import add_event, record_state, to_job
+
+log = logging.getLogger(__name__)
+
+ACTIVE = tuple(s.value for s in ACTIVE_STATES)
+
+
+class Lease(BaseModel):
+    job: Job
+    lease_id: str
+    lease_expires_at: datetime
+    lease_seconds: float
+    heartbeat_seconds: float = Field(description="How often the worker should heartbeat.")
+
+
+class HeartbeatReply(BaseModel):
+    lease_expires_at: datetime
+    cancel_requested: bool = Field(description="The user asked to cancel: stop after this step.")
+
+
+class WorkerEvent(BaseModel):
+    kind: str = Field(pattern="^(log|metrics)$")
+    data: dict[str, Any]
+
+
+class JobFailure(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=10_000)
+    retryable: bool = Field(description="System errors are retried; user errors are not.")
+
+
+def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float) -> Lease | None:
+    """Claim the highest-priority, oldest queued job for `worker_id`, or None."""
+    now = utcnow()
+    pick = (
+        select(models.Job.id)
+        .where(models.Job.state == JobState.queued.value)
+        .order_by(models.Job.priority.desc(), models.Job.created_at, models.Job.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    lease_id = new_id("ls")
+    expires = now + timedelta(seconds=lease_seconds)
+    claimed = session.execute(
+        update(models.Job)
+        .where(models.Job.id == pick.scalar_subquery(), models.Job.state == JobState.queued.value)
+        .values(
+            state=JobState.running.value,
+            attempt=models.Job.attempt + 1,
+            worker_id=worker_id,
+            lease_id=lease_id,
+            lease_expires_at=expires,
+            updated_at=now,
+        )
+        .returning(models.Job.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return None
+    row = session.get(models.Job, claimed, populate_existing=True)
+    assert row is not None
+    if row.started_at is None:
+        row.started_at = now
+    add_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
+                                          "worker_id": worker_id, "attempt": row.attempt})
+    session.flush()
+    return Lease(job=to_job(row), lease_id=lease_id, lease_expires_at=expires,
+                 lease_seconds=lease_seconds, heartbeat_seconds=max(lease_seconds / 3, 0.05))
+
+
+def fenced_row(session: Session, job_id: str, lease_id: str) -> models.Job:
+    """The job row, locked, if `lease_id` is its current, unexpired lease; else LeaseLost."""
+    now = utcnow()
+    touched = session.execute(
+        update(models.Job)
+        .where(
+            models.Job.id == job_id,
+            models.Job.lease_id == lease_id,
+            models.Job.state.in_(ACTIVE),
+            models.Job.lease_expires_at >= now,
+        )
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if touched != 1:
+        raise LeaseLost(f"lease {lease_id} no longer holds job {job_id}; abandon it")
+    row = session.get(models.Job, job_id, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def heartbeat(session: Session, job_id: str, lease_id: str, *, lease_seconds: float) -> HeartbeatReply:
+    """Extend the lease; tell the worker whether the user asked to cancel."""
+    row = fenced_row(session, job_id, lease_id)
+    row.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    session.flush()
+    return HeartbeatReply(lease_expires_at=row.lease_expires_at,
+                          cancel_requested=row.state == JobState.cancelling.value)
+
+
+def report(
+    session: Session,
+    job_id: str,
+    lease_id: str,
+    *,
+    events: list[WorkerEvent],
+    step: int | None = None,
+    total: int | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> None:
+    """Store a worker's log lines and metrics, and its progress."""
+    row = fenced_row(session, job_id, lease_id)
+    for event in events:
+        add_event(session, job_id, event.kind, event.data)
+    if step is not None:
+        row.progress_step = step
+    if total is not None:
+        row.progress_total = total
+    if metrics is not None:
+        row.metrics = metrics
+    session.flush()
+
+
+def fail(session: Session, job_id: str, lease_id: str, failure: JobFailure) -> Job:
+    """A failed attempt: retried if the error is a system error and attempts remain."""
+    row = fenced_row(session, job_id, lease_id)
+    row.error = failure.model_dump()
+    if row.state == JobState.cancelling.value:
+        record_state(session, row, JobState.cancelled, reason="cancelled while failing")
+    elif failure.retryable and row.attempt < row.max_attempts:
+        _requeue(session, row, reason=f"attempt {row.attempt} failed: {failure.code}")
+    else:
+        record_state(session, row, JobState.failed, code=failure.code, reason=failure.message[:500])
+    session.flush()
+    return to_job(row)
+
+
+def release(session: Session, job_id: str, lease_id: str, *, reason: str) -> Job:
+    """A worker hands a job back (e.g. on SIGTERM) after checkpointing: no attempt is spent."""
+    row = fenced_row(session, job_id, lease_id)
+    if row.state == JobState.cancelling.value:
+        record_state(session, row, JobState.cancelled, reason="cancelled")
+    else:
+        row.attempt = max(row.attempt - 1, 0)
+        _requeue(session, row, reason=reason)
+    session.flush()
+    return to_job(row)
+
+
+def acknowledge_cancel(session: Session, job_id: str, lease_id: str) -> Job:
+    """The worker stopped a job the user cancelled."""
+    row = fenced_row(session, job_id, lease_id)
+    record_state(session, row, JobState.cancelled, reason="cancelled by user")
+    session.flush()
+    return to_job(row)
+
+
+def _requeue(session: Session, row: models.Job, *, reason: str) -> None:
+    row.worker_id = None
+    row.lease_id = None
+    row.lease_expires_at = None
+    record_state(session, row, JobState.queued, reason=reason)
+
+
+def expire_leases(session: Session) -> int:
+    """Send jobs whose lease ran out back to the queue (or fail / cancel them); returns count."""
+    now = utcnow()
+    stmt = (
+        select(models.Job)
+        .where(models.Job.state.in_(ACTIVE), models.Job.lease_expires_at < now)
+        .limit(100)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        worker = row.worker_id
+        if row.state == JobState.cancelling.value:
+            record_state(session, row, JobState.cancelled, reason="worker lost while cancelling")
+        elif row.attempt >= row.max_attempts:
+            row.error = {
+                "code": "worker_lost",
+                "message": f"the worker ({worker}) stopped heartbeating on the last of "
+                f"{row.max_attempts} attempts",
+                "retryable": False,
+            }
+            record_state(session, row, JobState.failed, code="worker_lost")
+        else:
+            row.error = {"code": "worker_lost",
+                         "message": f"lease expired; worker {worker} stopped heartbeating",
+                         "retryable": True}
+            _requeue(session, row, reason=f"lease of worker {worker} expired")
+        log.warning("job %s: lease of %s expired (attempt %s)", row.id, worker, row.attempt)
+    session.flush()
+    return len(rows)
