@@ -30,25 +30,73 @@ def serve(
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL [LORAPLANE_DATABASE_URL].")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes to start [LORAPLANE_WORKERS].")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
-    """Run the API (migrating the database first) with the demo base model ready."""
-    import uvicorn
-
+    """Run the API (migrating the database first), the demo base model, and local workers."""
     from api.app import create_app
+    from cli.embedded import EmbeddedServer
+    from service.demo import ensure_demo_model
     from service.settings import Settings
 
     _set_env("HOST", host)
     _set_env("PORT", port)
     _set_env("DATA_DIR", data_dir)
     _set_env("DATABASE_URL", database_url)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _set_env("WORKERS", workers)
+    _logging(log_level)
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    demo = ensure_demo_model(settings.models_dir)
     typer.echo(f"loraplane: data in {settings.data_dir}, database {_safe_url(settings.database_url)}")
-    typer.echo(f"loraplane: API on http://{settings.host}:{settings.port}  (docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=log_level.lower())
+    typer.echo(f"loraplane: demo base model ready as 'demo-tiny-llama' ({demo})")
+    typer.echo(f"loraplane: API on http://{settings.host}:{settings.port}  (docs at /docs), "
+               f"{settings.workers} local worker(s)")
+    EmbeddedServer(create_app(settings), settings, log_level=log_level).run()
+
+
+@app.command()
+def worker(
+    server: Annotated[str, typer.Option(help="The API's base URL.", envvar="LORAPLANE_SERVER")],
+    token: Annotated[
+        str | None, typer.Option(help="Worker token.", envvar="LORAPLANE_WORKER_TOKEN")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    models_dir: Annotated[
+        Path | None, typer.Option(help="Base models by name [LORAPLANE_MODELS_DIR].")
+    ] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="Scratch and download cache.")] = None,
+    once: Annotated[bool, typer.Option(help="Exit after one job.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Claim and run training jobs from a loraplane server until stopped (SIGTERM hands back)."""
+    import signal
+
+    from service.settings import Settings
+    from service.worker import Worker, WorkerOptions
+
+    _logging(log_level)
+    settings = Settings()
+    options = WorkerOptions(
+        server=server,
+        token=token,
+        models_dir=models_dir or settings.models_dir,
+        work_dir=work_dir or settings.data_dir / "worker",
+        device=device,
+        lora_path_roots=list(settings.lora_path_roots),
+        once=once,
+    )
+    runner = Worker(options)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    runner.run()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _safe_url(url: str) -> str:

@@ -1,0 +1,278 @@
+"""The worker loop: claim a job, fetch its inputs, train it under a heartbeat, report back."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.errors import LeaseLost, ServiceError, UserError
+from service.fetch import BlobCache
+from service.ids import new_id
+from service.spec import JobSpec
+from service.worker.client import WorkerClient
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_SECONDS = 0.5
+
+
+def pick_device(device: str) -> str:
+    """`auto` → `cuda` when a GPU is there, else `cpu`; anything else is checked and kept."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"device {device} asked for, but torch sees no CUDA device")
+    return device
+
+
+@dataclass
+class WorkerOptions:
+    server: str
+    token: str | None
+    models_dir: Path
+    work_dir: Path
+    device: str = "auto"
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{new_id('wk')[-8:]}")
+    wait_seconds: float = 20.0
+    lora_path_roots: list[Path] = field(default_factory=list)
+    once: bool = False  # stop after one job (tests, batch use)
+
+
+class JobRun:
+    """One claimed job: the trainer's hooks, the heartbeat thread, and buffered reports."""
+
+    def __init__(self, client: WorkerClient, lease: dict[str, Any], stopping: threading.Event):
+        self.client = client
+        self.job = lease["job"]
+        self.job_id: str = self.job["id"]
+        self.lease_id: str = lease["lease_id"]
+        self.heartbeat_seconds: float = lease["heartbeat_seconds"]
+        self.stopping = stopping  # SIGTERM: hand the job back after a checkpoint
+        self.cancel_requested = threading.Event()
+        self.lease_lost = threading.Event()
+        self.done = threading.Event()
+        self._events: list[dict[str, Any]] = []
+        self._progress: tuple[int, int, dict[str, Any]] | None = None
+        self._last_flush = 0.0
+        self._lock = threading.Lock()
+
+    # -- heartbeat -----------------------------------------------------------------------
+    def heartbeat_forever(self) -> None:
+        while not self.done.wait(self.heartbeat_seconds):
+            try:
+                reply = self.client.heartbeat(self.job_id, self.lease_id)
+            except LeaseLost:
+                log.warning("job %s: lease lost; abandoning it", self.job_id)
+                self.lease_lost.set()
+                return
+            except Exception:  # server briefly away: keep trying until the lease runs out
+                log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
+                continue
+            if reply.get("cancel_requested"):
+                self.cancel_requested.set()
+
+    # -- TrainingHooks -------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        log.info("job %s: %s", self.job_id, message)
+        with self._lock:
+            self._events.append({"kind": "log", "data": {"line": message}})
+        self.flush(force=False)
+
+    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        with self._lock:
+            self._events.append({"kind": "metrics", "data": {"step": step, "total": total,
+                                                             **metrics}})
+            self._progress = (step, total, dict(metrics))
+        self.flush(force=step >= total)
+
+    def checkpoint(self, step: int, directory: Path) -> None:
+        self.flush(force=True)
+        files = self.client.upload_folder(self.job_id, self.lease_id, directory)
+        self.client.add_checkpoint(self.job_id, self.lease_id, step=step, files=files)
+        self.log(f"checkpoint at step {step} saved ({sum(f['size'] for f in files)} bytes)")
+
+    def should_stop(self) -> str | None:
+        if self.lease_lost.is_set() or self.cancel_requested.is_set():
+            return "cancel"
+        if self.stopping.is_set():
+            return "handback"
+        return None
+
+    def flush(self, *, force: bool) -> None:
+        """Send buffered events at most every REPORT_EVERY_SECONDS (or now, if forced)."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._events or (not force and now - self._last_flush < REPORT_EVERY_SECONDS):
+                return
+            events, self._events = self._events, []
+            progress, self._last_flush = self._progress, now
+        step, total, metrics = progress if progress else (None, None, None)
+        try:
+            self.client.report(self.job_id, self.lease_id, events=events, step=step, total=total,
+                               metrics=metrics)
+        except LeaseLost:
+            self.lease_lost.set()
+
+
+class Worker:
+    """Claims jobs from the server and runs them one at a time."""
+
+    def __init__(self, options: WorkerOptions, client: WorkerClient | None = None):
+        self.options = options
+        self.client = client or WorkerClient(options.server, options.token)
+        self.device = pick_device(options.device)
+        self.stopping = threading.Event()
+        self.cache = BlobCache(options.work_dir / "cache")
+
+    def stop(self) -> None:
+        """Finish the current step, checkpoint, hand the job back, and exit."""
+        self.stopping.set()
+
+    def run(self) -> None:
+        log.info("worker %s on %s polling %s", self.options.worker_id, self.device,
+                 self.options.server)
+        while not self.stopping.is_set():
+            try:
+                lease = self.client.claim(self.options.worker_id,
+                                          wait_seconds=self.options.wait_seconds,
+                                          device=self.device)
+            except Exception:
+                log.warning("claim failed; retrying", exc_info=True)
+                self.stopping.wait(2.0)
+                continue
+            if lease is None:
+                continue
+            if self.stopping.is_set():
+                self.client.release(lease["job"]["id"], lease["lease_id"], "worker shutting down")
+                break
+            self.run_job(lease)
+            if self.options.once:
+                break
+
+    def run_job(self, lease: dict[str, Any]) -> None:
+        run = JobRun(self.client, lease, self.stopping)
+        beat = threading.Thread(target=run.heartbeat_forever, name=f"heartbeat-{run.job_id}",
+                                daemon=True)
+        beat.start()
+        work_dir = self.options.work_dir / "jobs" / run.job_id
+        try:
+            self._train(run, lease, work_dir)
+        except LeaseLost:
+            log.warning("job %s: lease lost; abandoned", run.job_id)
+        except UserError as exc:
+            self._report_failure(run, exc.code, exc.message, retryable=False)
+        except ServiceError as exc:
+            self._report_failure(run, exc.code, exc.message, retryable=True)
+        except Exception as exc:  # any other failure is the machine's, not the user's
+            log.exception("job %s failed", run.job_id)
+            code = "out_of_memory" if "OutOfMemoryError" in type(exc).__name__ else "system_error"
+            self._report_failure(run, code, f"{type(exc).__name__}: {exc}", retryable=True)
+        finally:
+            run.done.set()
+            beat.join(timeout=5)
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _report_failure(self, run: JobRun, code: str, message: str, *, retryable: bool) -> None:
+        try:
+            run.flush(force=True)
+            self.client.fail(run.job_id, run.lease_id, code=code, message=message,
+                             retryable=retryable)
+        except LeaseLost:
+            log.warning("job %s: lease lost before the failure was reported", run.job_id)
+
+    def _train(self, run: JobRun, lease: dict[str, Any], work_dir: Path) -> None:
+        from service.trainer import resolve_model_dir, run_training
+
+        spec = JobSpec.model_validate(run.job["spec"])
+        work_dir.mkdir(parents=True, exist_ok=True)
+        base = self._base_model(spec.actor.model.model_path)
+        train_files = [self._dataset(p, work_dir) for p in spec.data.train_data_paths]
+        val_files = [self._dataset(p, work_dir) for p in spec.data.val_data_paths or []]
+        init_adapter = self._lora_source(lease.get("lora_source"), work_dir / "init")
+        resume = self._checkpoint(lease.get("checkpoint"), work_dir / "resume")
+        if resume is not None:
+            run.log(f"resuming from the checkpoint at step {lease['checkpoint']['step']}")
+        result = run_training(
+            spec,
+            base_model_dir=resolve_model_dir(str(base), self.options.models_dir),
+            train_files=train_files,
+            val_files=val_files,
+            init_adapter_dir=init_adapter,
+            resume_dir=resume,
+            work_dir=work_dir / "train",
+            device=self.device,
+            hooks=run,
+        )
+        run.flush(force=True)
+        if result.stopped == "cancel":
+            if not run.lease_lost.is_set():
+                self.client.acknowledge_cancel(run.job_id, run.lease_id)
+            return
+        if result.stopped == "handback":
+            self.client.release(run.job_id, run.lease_id, "worker shutting down (SIGTERM)")
+            return
+        files = self.client.upload_folder(run.job_id, run.lease_id, result.output_dir)
+        self.client.complete(run.job_id, run.lease_id, {
+            "kind": result.kind,
+            "files": files,
+            "rank": result.rank,
+            "alpha": result.alpha,
+            "target_modules": result.target_modules,
+            "base_fingerprint": result.base_fingerprint,
+            "metrics": {**result.metrics, "step": result.step,
+                        "trainable_params": result.trainable_params,
+                        "total_params": result.total_params},
+        })
+
+    # -- inputs --------------------------------------------------------------------------
+    def _base_model(self, model_path: str) -> str:
+        from service.demo import DEMO_MODEL_NAME, ensure_demo_model
+
+        if model_path == DEMO_MODEL_NAME:
+            ensure_demo_model(self.options.models_dir)
+        return model_path
+
+    def _dataset(self, reference: str, work_dir: Path) -> Path:
+        from service.demo import demo_dataset_path
+
+        if reference == "demo":
+            return demo_dataset_path()
+        if reference.startswith("ds_"):
+            info = self.client.get(f"/datasets/{reference}")
+            return self.cache.fetch(self.client.http, f"/datasets/{reference}/content",
+                                    info["sha256"], info["size"])
+        path = Path(reference)
+        if not path.is_absolute() or not path.is_file():
+            raise UserError(f"dataset {reference!r} is neither a dataset id (ds_…) nor a "
+                            "readable absolute file on this worker", code="dataset_not_found")
+        return path
+
+    def _fetch_files(self, files: list[dict[str, Any]], folder: Path) -> Path:
+        """Download files (each verified by sha256, cached by hash) into one folder."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in files:
+            cached = self.cache.fetch(self.client.http, item["url"], item["sha256"], item["size"])
+            target = folder / item["name"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, target)
+        return folder
+
+    def _lora_source(self, source: dict[str, Any] | None, folder: Path) -> Path | None:
+        if not source:
+            return None
+        if source["kind"] == "local":
+            return Path(source["path"])
+        return self._fetch_files(source["files"], folder)
+
+    def _checkpoint(self, checkpoint: dict[str, Any] | None, folder: Path) -> Path | None:
+        if not checkpoint:
+            return None
+        return self._fetch_files(checkpoint["files"], folder)
