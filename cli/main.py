@@ -58,6 +58,25 @@ def serve(
 
 
 @app.command()
+def migrate(
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [LORAPLANE_DATABASE_URL].")
+    ] = None,
+) -> None:
+    """Upgrade the database schema to the newest migration, then exit."""
+    from db.engine import make_engine
+    from db.migrate import current_revision, upgrade
+    from service.settings import Settings
+
+    _set_env("DATABASE_URL", database_url)
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    typer.echo(f"database {_safe_url(settings.database_url)} at {current_revision(engine)}")
+    engine.dispose()
+
+
+@app.command()
 def worker(
     server: Annotated[str, typer.Option(help="The API's base URL.", envvar="LORAPLANE_SERVER")],
     token: Annotated[
