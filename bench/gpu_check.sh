@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# GPU check for the trainer: the gpu-marked tests, then LoRA vs full fine-tuning of a ~0.5B Llama.
+# Needs one CUDA device and a Python with CUDA torch + the project's dependencies
+# (PYTHON=/path/to/python to pick one; default: python3 on PATH). Results go to $OUT if set.
+# Takes about 2-4 minutes on an H100.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+OUT="${OUT:-$(mktemp -d -t loraplane-gpu-XXXXXX)}"
+mkdir -p "$OUT"
+echo "results in $OUT"
+
+"$PYTHON" - <<'PY' | tee "$OUT/env.txt"
+import torch, transformers, peft
+print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__,
+      "peft", peft.__version__)
+assert torch.cuda.is_available(), "no CUDA device visible"
+print("device", torch.cuda.get_device_name(), "bf16", torch.cuda.is_bf16_supported())
+PY
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
+
+status=0
+# --confcutdir keeps the check to the trainer's own fixtures (no API/DB set-up needed here).
+"$PYTHON" -m pytest tests/trainer -m gpu -q -p no:cacheprovider --confcutdir=tests/trainer \
+    -o addopts="" --junitxml="$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.txt" || status=1
+
+timeout 420 "$PYTHON" bench/gpu_train.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_bench.txt" || status=1
+
+echo "gpu check finished with status $status; results in $OUT"
+exit $status

@@ -1,0 +1,207 @@
+"""The bundled demo: a tiny Llama from a config, a byte-level tokenizer and a toy dataset.
+
+Nothing is downloaded. The model is generated from a fixed seed, so every worker that builds it
+gets the same weights (and the same `base_fingerprint`), and a job submitted with
+`model_path: demo-tiny-llama` trains in seconds on a CPU.
+
+`python -m service.demo` rewrites `service/data/demo.jsonl` from `demo_records()`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEMO_MODEL_NAME = "demo-tiny-llama"
+DEMO_SEED = 20240611
+DEMO_DATASET_SEED = 7
+DEMO_DATASET_SIZE = 200
+
+BOS_TOKEN, EOS_TOKEN, PAD_TOKEN = "<s>", "</s>", "<pad>"
+BYTE_VOCAB_SIZE = 256  # ids 0..255 are the bytes themselves; specials follow
+
+_DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def demo_model_config() -> dict:
+    """The demo model's LlamaConfig arguments: ~107k parameters, untied head."""
+    return {
+        "vocab_size": BYTE_VOCAB_SIZE + 3,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "bos_token_id": BYTE_VOCAB_SIZE,
+        "eos_token_id": BYTE_VOCAB_SIZE + 1,
+        "pad_token_id": BYTE_VOCAB_SIZE + 2,
+        "tie_word_embeddings": False,
+    }
+
+
+def _byte_to_char() -> dict[int, str]:
+    """Byte -> printable character, the mapping the `tokenizers` ByteLevel pre-tokenizer uses."""
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)}
+    printable |= set(range(ord("®"), ord("ÿ") + 1))
+    mapping: dict[int, str] = {}
+    shifted = 0
+    for byte in range(256):
+        if byte in printable:
+            mapping[byte] = chr(byte)
+        else:
+            mapping[byte] = chr(256 + shifted)
+            shifted += 1
+    return mapping
+
+
+def build_byte_tokenizer():
+    """A byte-level tokenizer: token id == byte value, then `<s>`, `</s>`, `<pad>` (256..258)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: byte for byte, char in _byte_to_char().items()}
+    if set(vocab) != set(pre_tokenizers.ByteLevel.alphabet()):
+        raise RuntimeError("byte alphabet disagrees with tokenizers' ByteLevel alphabet")
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([BOS_TOKEN, EOS_TOKEN, PAD_TOKEN])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_TOKEN} $A",
+        pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
+        special_tokens=[(BOS_TOKEN, BYTE_VOCAB_SIZE)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        model_max_length=demo_model_config()["max_position_embeddings"],
+    )
+
+
+def build_demo_model(directory: Path, config_overrides: dict | None = None) -> None:
+    """Write the demo model (or a Llama with config overrides) and its tokenizer to `directory`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    config = LlamaConfig(**{**demo_model_config(), **(config_overrides or {})})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DEMO_SEED)
+        model = LlamaForCausalLM(config)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(directory)
+        build_byte_tokenizer().save_pretrained(directory)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def ensure_demo_model(models_dir: Path) -> Path:
+    """Return `models_dir/demo-tiny-llama`, generating it first if it is not there."""
+    target = Path(models_dir) / DEMO_MODEL_NAME
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-", dir=target.parent))
+    try:
+        build_demo_model(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished first, or a broken leftover is in the way.
+            if not (target / "config.json").is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("generated demo model %s in %s", DEMO_MODEL_NAME, target)
+    return target
+
+
+def demo_dataset_path() -> Path:
+    """The bundled demo dataset (JSONL with `prompt` / `answer`)."""
+    return _DATA_DIR / "demo.jsonl"
+
+
+# fmt: off
+_WORDS = (
+    "cat", "dog", "sun", "moon", "tree", "lake", "rock", "bird", "fish", "star", "road", "rain",
+    "wind", "snow", "leaf", "seed", "milk", "bread", "lamp", "door", "book", "pen", "cup", "ship",
+    "wave", "hill", "farm", "gold", "iron", "salt",
+)
+# fmt: on
+
+
+def demo_records(
+    count: int = DEMO_DATASET_SIZE, seed: int = DEMO_DATASET_SEED
+) -> list[dict[str, str]]:
+    """Simple deterministic string and arithmetic tasks, `count` of them."""
+    rng = random.Random(seed)
+
+    def word() -> str:
+        return rng.choice(_WORDS)
+
+    def number() -> int:
+        return rng.randint(0, 99)
+
+    def reverse() -> tuple[str, str]:
+        w = word()
+        return f"reverse: {w}", w[::-1]
+
+    def upper() -> tuple[str, str]:
+        w = word()
+        return f"upper: {w}", w.upper()
+
+    def add() -> tuple[str, str]:
+        a, b = number(), number()
+        return f"add {a} {b}", str(a + b)
+
+    def maximum() -> tuple[str, str]:
+        a, b = number(), number()
+        return f"max {a} {b}", str(max(a, b))
+
+    def length() -> tuple[str, str]:
+        w = word()
+        return f"length: {w}", str(len(w))
+
+    def first() -> tuple[str, str]:
+        w = word()
+        return f"first: {w}", w[0]
+
+    def sort() -> tuple[str, str]:
+        w = word()
+        return f"sort: {w}", "".join(sorted(w))
+
+    def repeat() -> tuple[str, str]:
+        w, n = word(), rng.randint(1, 3)
+        return f"repeat {n}: {w}", " ".join([w] * n)
+
+    tasks = [reverse, upper, add, maximum, length, first, sort, repeat]
+    records = []
+    for index in range(count):
+        prompt, answer = tasks[index % len(tasks)]()
+        records.append({"prompt": prompt + "\n", "answer": answer})
+    rng.shuffle(records)
+    return records
+
+
+def render_demo_dataset(records: list[dict[str, str]] | None = None) -> str:
+    """The JSONL text of the demo dataset."""
+    rows = demo_records() if records is None else records
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+if __name__ == "__main__":
+    demo_dataset_path().parent.mkdir(parents=True, exist_ok=True)
+    demo_dataset_path().write_text(render_demo_dataset(), encoding="utf-8")

@@ -1,0 +1,60 @@
+"""LoRA and full fine-tuning of causal LMs from a JobSpec (torch + peft).
+
+Importing this package is cheap; torch, transformers and peft load on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service.trainer.files import base_fingerprint, resolve_model_dir
+from service.trainer.hooks import StopRequest, TrainingHooks, TrainingResult
+
+if TYPE_CHECKING:
+    from service.spec import JobSpec
+
+__all__ = [
+    "StopRequest",
+    "TrainingHooks",
+    "TrainingResult",
+    "base_fingerprint",
+    "linear_module_names",
+    "resolve_model_dir",
+    "run_training",
+]
+
+
+def run_training(
+    spec: JobSpec,
+    *,
+    base_model_dir: Path,
+    train_files: list[Path],
+    val_files: list[Path],
+    init_adapter_dir: Path | None,
+    resume_dir: Path | None,
+    work_dir: Path,
+    device: str,
+    hooks: TrainingHooks,
+) -> TrainingResult:
+    """Train per the spec (design §1-§2) and return what was produced."""
+    from service.trainer.loop import TrainingSession
+
+    return TrainingSession(
+        spec,
+        base_model_dir=base_model_dir,
+        train_files=train_files,
+        val_files=val_files,
+        init_adapter_dir=init_adapter_dir,
+        resume_dir=resume_dir,
+        work_dir=work_dir,
+        device=device,
+        hooks=hooks,
+    ).run()
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Sorted unique leaf names of the model's linear layers (what target_modules can name)."""
+    from service.trainer import model as _model
+
+    return _model.linear_module_names(model)

@@ -1,0 +1,150 @@
+"""Supervised fine-tuning data: prompt/answer JSONL, tokenised with loss on answer tokens only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from service.errors import UserError
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenised sample; `labels` is IGNORE_INDEX on prompt tokens."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def answer_tokens(self) -> int:
+        """Tokens the loss is computed on (position 0 is never predicted)."""
+        return sum(label != IGNORE_INDEX for label in self.labels[1:])
+
+
+def read_pairs(files: Sequence[Path], prompt_key: str, answer_key: str) -> list[tuple[str, str]]:
+    """All (prompt, answer) pairs of the JSONL files, in order; blank lines are skipped."""
+    pairs: list[tuple[str, str]] = []
+    for path in files:
+        path = Path(path)
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                where = f"{path.name} line {number}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise UserError(f"{where} is not valid UTF-8", code="invalid_dataset") from None
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(
+                        f"{where} is not valid JSON: {exc.msg}", code="invalid_dataset"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise UserError(
+                        f"{where} is a JSON {type(row).__name__}, not an object",
+                        code="invalid_dataset",
+                    )
+                missing = [key for key in (prompt_key, answer_key) if key not in row]
+                if missing:
+                    raise UserError(
+                        f"{where} lacks key{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(map(repr, missing))} (data.prompt_key={prompt_key!r}, "
+                        f"data.answer_key={answer_key!r}); keys present: {sorted(row)[:10]}",
+                        code="dataset_missing_keys",
+                    )
+                prompt, answer = row[prompt_key], row[answer_key]
+                if not isinstance(prompt, str) or not isinstance(answer, str):
+                    raise UserError(
+                        f"{where}: {prompt_key!r} and {answer_key!r} must be strings",
+                        code="invalid_dataset",
+                    )
+                pairs.append((prompt, answer))
+    return pairs
+
+
+def tokenize_pairs(
+    pairs: Sequence[tuple[str, str]], tokenizer: Any, *, max_length: int, append_eos: bool
+) -> tuple[list[Example], int]:
+    """Tokenise [bos] prompt + answer [eos], truncated to max_length; (examples, dropped count).
+
+    Samples whose answer is cut away entirely by truncation carry no loss and are dropped.
+    """
+    if not pairs:
+        return [], 0
+    prompts = tokenizer([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
+    answers = tokenizer([a for _, a in pairs], add_special_tokens=False)["input_ids"]
+    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    tail = [tokenizer.eos_token_id] if append_eos and tokenizer.eos_token_id is not None else []
+    examples, dropped = [], 0
+    for prompt_ids, answer_ids in zip(prompts, answers, strict=True):
+        prompt_ids = head + list(prompt_ids)
+        answer_ids = list(answer_ids) + tail
+        input_ids = (prompt_ids + answer_ids)[:max_length]
+        labels = ([IGNORE_INDEX] * len(prompt_ids) + answer_ids)[:max_length]
+        example = Example(input_ids, labels)
+        if example.answer_tokens == 0:
+            dropped += 1
+            continue
+        examples.append(example)
+    return examples, dropped
+
+
+def epoch_order(count: int, *, seed: int, epoch: int, shuffle: bool) -> list[int]:
+    """Sample order for an epoch: a pure function of (seed, epoch), whatever ran before."""
+    if not shuffle:
+        return list(range(count))
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    return torch.randperm(count, generator=generator).tolist()
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; labels are IGNORE_INDEX on padding."""
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        input_ids[row, :n] = torch.tensor(example.input_ids, dtype=torch.long)
+        labels[row, :n] = torch.tensor(example.labels, dtype=torch.long)
+        attention_mask[row, :n] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+def load_examples(
+    files: Sequence[Path],
+    tokenizer: Any,
+    *,
+    prompt_key: str,
+    answer_key: str,
+    max_length: int,
+    append_eos: bool,
+    max_samples: int = -1,
+    what: str = "training",
+) -> tuple[list[Example], int]:
+    """Read, validate, cap at max_samples and tokenise; a UserError if nothing is left."""
+    pairs = read_pairs(files, prompt_key, answer_key)
+    if max_samples != -1:
+        pairs = pairs[:max_samples]
+    names = ", ".join(Path(f).name for f in files) or "(no files)"
+    if not pairs:
+        raise UserError(f"the {what} dataset ({names}) has no samples", code="dataset_empty")
+    examples, dropped = tokenize_pairs(
+        pairs, tokenizer, max_length=max_length, append_eos=append_eos
+    )
+    if not examples:
+        raise UserError(
+            f"every sample of the {what} dataset ({names}) has its answer cut off by "
+            f"data.max_length={max_length}; raise max_length or shorten the prompts",
+            code="dataset_empty",
+        )
+    return examples, dropped

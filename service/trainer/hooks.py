@@ -1,0 +1,43 @@
+"""What the worker hands the trainer and gets back: plain types, no torch import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+StopRequest = Literal["cancel", "handback"]
+
+
+class TrainingHooks(Protocol):
+    """Callbacks the worker gives `run_training`; all are called from the training thread."""
+
+    def log(self, message: str) -> None:
+        """A notable event, meant for the job's event stream."""
+
+    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        """After every optimizer step: loss, lr, grad_norm, tokens_per_s, epoch (+ val_loss)."""
+
+    def checkpoint(self, step: int, directory: Path) -> None:
+        """A checkpoint folder is complete; upload it before returning."""
+
+    def should_stop(self) -> StopRequest | None:
+        """Polled after every optimizer step: None, "cancel" or "handback"."""
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced."""
+
+    kind: str  # "lora" | "full"
+    output_dir: Path  # peft folder or full HF folder; handback: the checkpoint; cancel: unwritten
+    step: int  # optimizer steps done in total (including steps before a resume)
+    total_steps: int
+    metrics: dict[str, float]
+    rank: int | None
+    alpha: float | None
+    target_modules: list[str] = field(default_factory=list)  # sorted leaf names wrapped
+    trainable_params: int = 0
+    total_params: int = 0
+    base_fingerprint: str = ""  # sha256 of the base config.json as canonical JSON
+    stopped: StopRequest | None = None

@@ -1,0 +1,466 @@
+"""The training loop: model set-up, AdamW with a schedule, accumulation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from peft import PeftModel
+
+from service.errors import UserError
+from service.spec import DEFAULT_TARGET_MODULES, JobSpec
+from service.trainer import checkpoint as ckpt
+from service.trainer import model as models
+from service.trainer.data import IGNORE_INDEX, Example, collate, epoch_order, load_examples
+from service.trainer.files import base_fingerprint
+from service.trainer.hooks import TrainingHooks, TrainingResult
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_DIR = "output"
+CHECKPOINTS_DIR = "checkpoints"
+STOP_REQUESTS = (None, "cancel", "handback")
+
+
+def lr_factor(kind: str, warmup: int, length: int) -> Callable[[int], float]:
+    """Multiplier of the peak lr for the update with 0-based index s.
+
+    Warmup: (s + 1) / (warmup + 1) for the first `warmup` updates; then constant, or a linear or
+    half-cosine decay from 1 towards 0 over the remaining `length - warmup` updates.
+    """
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (s - warmup) / max(1, length - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class TrainingSession:
+    """One call of `run_training`; after `run()` its `model` is the trained model (for tests)."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        base_model_dir: Path,
+        train_files: list[Path],
+        val_files: list[Path],
+        init_adapter_dir: Path | None,
+        resume_dir: Path | None,
+        work_dir: Path,
+        device: str,
+        hooks: TrainingHooks,
+    ) -> None:
+        self.spec = spec
+        self.base_model_dir = Path(base_model_dir)
+        self.train_files = [Path(f) for f in train_files]
+        self.val_files = [Path(f) for f in val_files]
+        self.init_adapter_dir = Path(init_adapter_dir) if init_adapter_dir else None
+        self.resume_dir = Path(resume_dir) if resume_dir else None
+        self.work_dir = Path(work_dir)
+        self.device = torch.device(device)
+        self.hooks = hooks
+        self.is_lora = spec.actor.model.is_lora
+        self.kind = "lora" if self.is_lora else "full"
+        self.model: torch.nn.Module | None = None
+        self.metrics: dict[str, float] = {}
+        self._last_checkpoint: tuple[int, Path] | None = None
+        self._last_val_step = -1
+        self._step = 0  # optimizer steps done before the one running now
+        self._val_loss: float | None = None  # latest validation loss
+
+    # ------------------------------------------------------------------ helpers
+
+    def _note(self, message: str) -> None:
+        logger.info("%s", message)
+        self.hooks.log(message)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _choose_precision(self) -> None:
+        precision = self.spec.actor.model.precision
+        self.amp_dtype: torch.dtype | None = None
+        if self.device.type != "cuda":
+            if precision != "fp32":
+                self._note(
+                    f"{self.device.type} training runs in fp32; precision {precision!r} ignored"
+                )
+            return
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            self._note("this GPU has no bf16 support; training in fp32 instead")
+            return
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _load_data(self) -> None:
+        data = self.spec.data
+        common = {
+            "prompt_key": data.prompt_key,
+            "answer_key": data.answer_key,
+            "max_length": data.max_length,
+            "append_eos": data.append_eos,
+        }
+        self.train_examples, dropped = load_examples(
+            self.train_files, self.tokenizer, max_samples=data.max_samples, **common
+        )
+        if dropped:
+            self._note(f"dropped {dropped} training samples whose answer max_length cuts off")
+        self.val_examples: list[Example] = []
+        if self.val_files:
+            self.val_examples, dropped = load_examples(
+                self.val_files, self.tokenizer, what="validation", **common
+            )
+            if dropped:
+                self._note(f"dropped {dropped} validation samples whose answer max_length cuts off")
+
+    def _build_model(self, resume_state: dict[str, Any] | None) -> torch.nn.Module:
+        model_spec = self.spec.actor.model
+        if not self.is_lora:
+            if self.init_adapter_dir is not None:
+                raise UserError(
+                    "an adapter to continue from needs is_lora: true", code="invalid_spec"
+                )
+            model = models.load_causal_lm(self.resume_dir if resume_state else self.base_model_dir)
+            model.requires_grad_(True)
+            return model
+        base = models.load_causal_lm(self.base_model_dir)
+        source = self.resume_dir if resume_state else self.init_adapter_dir
+        if source is not None:
+            model = models.load_lora(base, source)
+            config = model.peft_config["default"]
+            if resume_state is None and model_spec.lora_rank not in (None, config.r):
+                self._note(
+                    f"continuing adapter keeps its own rank {config.r} "
+                    f"(spec said {model_spec.lora_rank})"
+                )
+            return model
+        if model_spec.lora_rank is None:
+            raise UserError("lora_rank is required to start a new adapter", code="invalid_spec")
+        rank = model_spec.lora_rank
+        return models.attach_new_lora(
+            base,
+            rank=rank,
+            alpha=model_spec.lora_alpha if model_spec.lora_alpha is not None else rank,
+            dropout=model_spec.lora_dropout,
+            target_modules=model_spec.target_modules or DEFAULT_TARGET_MODULES,
+        )
+
+    def _read_resume_state(self) -> dict[str, Any] | None:
+        if self.resume_dir is None:
+            return None
+        weights = (
+            [models.ADAPTER_CONFIG, models.ADAPTER_WEIGHTS] if self.is_lora else ["config.json"]
+        )
+        state = ckpt.check_checkpoint_dir(self.resume_dir, weights)
+        if not self.is_lora and not any(self.resume_dir.glob("*.safetensors")):
+            raise UserError(
+                f"checkpoint {self.resume_dir} has no model weights", code="invalid_checkpoint"
+            )
+        expected = {
+            "kind": self.kind,
+            "num_examples": len(self.train_examples),
+            "global_batch_size": self.global_batch,
+        }
+        found = {key: state.get(key) for key in expected}
+        if found != expected:
+            raise UserError(
+                f"checkpoint {self.resume_dir} belongs to another run: {found} != {expected}",
+                code="invalid_checkpoint",
+            )
+        return state
+
+    # ------------------------------------------------------------------ steps
+
+    def _micro_batches(self, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
+        size = self.spec.actor.micro_batch_size
+        return [collate(examples[i : i + size], self.pad_id) for i in range(0, len(examples), size)]
+
+    def _loss_sum(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Summed cross-entropy over answer tokens of one micro-batch."""
+        input_ids = batch["input_ids"].to(self.device, non_blocking=True)
+        attention_mask = batch["attention_mask"].to(self.device, non_blocking=True)
+        labels = batch["labels"].to(self.device, non_blocking=True)
+        with self._autocast():
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).logits
+        return F.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+            labels[:, 1:].reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+
+    def _train_step(self, examples: list[Example]) -> dict[str, float]:
+        started = time.perf_counter()
+        batches = self._micro_batches(examples)
+        answer_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
+        input_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        total = torch.zeros((), device=self.device)
+        for batch in batches:
+            loss = self._loss_sum(batch) / answer_tokens
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            total += loss.detach()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        clip = self.spec.actor.optim.clip_grad
+        if clip is not None and clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in self.params if p.grad is not None]
+            )
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_value = float(total)  # synchronises with the device, so the timing below is real
+        if not math.isfinite(loss_value):
+            raise UserError(
+                f"training diverged: the loss is {loss_value} at step {self._step + 1}; "
+                "lower actor.optim.lr, enable clip_grad, or use bf16/fp32 instead of fp16",
+                code="training_diverged",
+            )
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        return {
+            "loss": loss_value,
+            "lr": float(lr),
+            "grad_norm": float(grad_norm),
+            "tokens_per_s": input_tokens / elapsed,
+            "tokens": float(input_tokens),
+        }
+
+    @torch.no_grad()
+    def _validate(self) -> float:
+        self.model.eval()
+        try:
+            loss_sum, tokens = 0.0, 0
+            for batch in self._micro_batches(self.val_examples):
+                loss_sum += float(self._loss_sum(batch))
+                tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        finally:
+            self.model.train()
+        return loss_sum / max(tokens, 1)
+
+    # ------------------------------------------------------------------ outputs
+
+    def _write_weights(self, directory: Path) -> None:
+        if isinstance(self.model, PeftModel):
+            models.write_adapter(self.model, directory, self.spec.actor.model.model_path)
+        else:
+            models.write_full_model(self.model, self.tokenizer, directory)
+
+    def _save_checkpoint(self, step: int) -> Path:
+        final = self.work_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
+        epoch, position = divmod(step, self.steps_per_epoch)
+        with ckpt.staged_dir(final) as staging:
+            self._write_weights(staging)
+            ckpt.save_optimizer(self.optimizer, self.param_names, staging)
+            ckpt.save_rng(staging)
+            ckpt.write_json(
+                staging / ckpt.TRAINER_STATE,
+                {
+                    "format_version": ckpt.FORMAT_VERSION,
+                    "kind": self.kind,
+                    "step": step,
+                    "total_steps": self.total_steps,
+                    "epoch": epoch,
+                    "position": position,
+                    "steps_per_epoch": self.steps_per_epoch,
+                    "num_examples": len(self.train_examples),
+                    "global_batch_size": self.global_batch,
+                    "data_seed": self.spec.data.seed,
+                    "scheduler": self.scheduler.state_dict(),
+                    "grad_scaler": self.scaler.state_dict() if self.scaler else None,
+                    "metrics": self.metrics,
+                    "last_val_step": self._last_val_step,
+                    "val_loss": self._val_loss,
+                },
+            )
+        self._note(f"checkpoint saved at step {step}")
+        self.hooks.checkpoint(step, final)
+        previous = self._last_checkpoint
+        self._last_checkpoint = (step, final)
+        if previous is not None and previous[1] != final:
+            shutil.rmtree(previous[1], ignore_errors=True)  # uploaded by the hook already
+        return final
+
+    def _restore(self, state: dict[str, Any]) -> int:
+        step = int(state["step"])
+        if [state.get("epoch"), state.get("position")] != list(divmod(step, self.steps_per_epoch)):
+            raise UserError(
+                f"checkpoint {self.resume_dir} has an inconsistent data position",
+                code="invalid_checkpoint",
+            )
+        ckpt.load_optimizer(self.optimizer, self.param_names, self.resume_dir)
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
+        ckpt.load_rng(self.resume_dir)
+        self.metrics = dict(state.get("metrics") or {})
+        self._last_val_step = int(state.get("last_val_step", -1))
+        self._val_loss = state.get("val_loss")
+        self._note(f"resumed from checkpoint at step {step} of {self.total_steps}")
+        return step
+
+    def _result(self, step: int, output_dir: Path, stopped: str | None) -> TrainingResult:
+        lora = self.model.peft_config["default"] if isinstance(self.model, PeftModel) else None
+        wrapped = models.wrapped_module_names(self.model) if lora else []
+        return TrainingResult(
+            kind=self.kind,
+            output_dir=output_dir,
+            step=step,
+            total_steps=self.total_steps,
+            metrics={
+                **self.metrics,
+                **({"val_loss": self._val_loss} if self._val_loss is not None else {}),
+            },
+            rank=int(lora.r) if lora else None,
+            alpha=float(lora.lora_alpha) if lora else None,
+            target_modules=sorted({name.rsplit(".", 1)[-1] for name in wrapped}),
+            trainable_params=sum(p.numel() for p in self.params),
+            total_params=sum(p.numel() for p in self.model.parameters()),
+            base_fingerprint=self.fingerprint,
+            stopped=stopped,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def _prepare(self) -> int:
+        """Data, model, optimizer and schedule; restored from `resume_dir` if given. Next step."""
+        spec, actor, optim = self.spec, self.spec.actor, self.spec.actor.optim
+        self.fingerprint = base_fingerprint(self.base_model_dir)
+        self._choose_precision()
+        self.tokenizer = models.load_tokenizer(self.base_model_dir)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+        self._load_data()
+        self.global_batch = actor.global_batch_size or actor.micro_batch_size
+        self.steps_per_epoch = math.ceil(len(self.train_examples) / self.global_batch)
+        self.total_steps = (
+            spec.runner.max_steps
+            if spec.runner.max_steps != -1
+            else spec.runner.max_epochs * self.steps_per_epoch
+        )
+        resume_state = self._read_resume_state()
+
+        torch.manual_seed(actor.seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed_all(actor.seed)
+        self.model = self._build_model(resume_state).to(self.device)
+        self.model.train()
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.param_names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        trainable = sum(p.numel() for p in self.params)
+        total = sum(p.numel() for p in self.model.parameters())
+        if isinstance(self.model, PeftModel):
+            config = self.model.peft_config["default"]
+            leaves = sorted({n.rsplit(".", 1)[-1] for n in models.wrapped_module_names(self.model)})
+            self._note(f"LoRA r={config.r} alpha={config.lora_alpha} on {', '.join(leaves)}")
+        self._note(
+            f"model loaded on {self.device}: {trainable:,} of {total:,} parameters trainable "
+            f"({100 * trainable / total:.2f}%)"
+        )
+
+        self.optimizer = torch.optim.AdamW(
+            self.params,
+            lr=optim.lr,
+            betas=(optim.adam_beta1, optim.adam_beta2),
+            eps=optim.adam_eps,
+            weight_decay=optim.weight_decay,
+        )
+        schedule_length = optim.total_training_steps or self.total_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(optim.lr_scheduler, optim.lr_warmup_steps, schedule_length)
+        )
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        )
+        step = self._restore(resume_state) if resume_state else 0
+        self._note(
+            f"training {self.total_steps - step} steps ({len(self.train_examples)} samples, "
+            f"batch {self.global_batch} = {actor.grad_accumulation} x "
+            f"{actor.micro_batch_size})"
+        )
+        return step
+
+    def run(self) -> TrainingResult:
+        """Train to the end, or until a stop request; write the output or a handback checkpoint."""
+        spec = self.spec
+        step = self._prepare()
+        order_epoch, order = -1, []
+        interval, val_every = spec.runner.save_interval, spec.runner.val_check_interval
+        while step < self.total_steps:
+            epoch, position = divmod(step, self.steps_per_epoch)
+            if epoch != order_epoch:
+                order_epoch = epoch
+                order = epoch_order(
+                    len(self.train_examples),
+                    seed=spec.data.seed,
+                    epoch=epoch,
+                    shuffle=spec.data.shuffle,
+                )
+            indices = order[position * self.global_batch : (position + 1) * self.global_batch]
+            self._step = step
+            metrics = self._train_step([self.train_examples[i] for i in indices])
+            step += 1
+            metrics["epoch"] = step / self.steps_per_epoch
+            if (
+                self.val_examples
+                and val_every != -1
+                and (step % val_every == 0 or step == self.total_steps)
+            ):
+                metrics["val_loss"] = self._val_loss = self._validate()
+                self._last_val_step = step
+            self.metrics = metrics
+            self.hooks.progress(step, self.total_steps, dict(metrics))
+            if interval != -1 and step % interval == 0 and step < self.total_steps:
+                self._save_checkpoint(step)
+            request = self.hooks.should_stop()
+            if request not in STOP_REQUESTS:
+                raise ValueError(
+                    f"should_stop() returned {request!r}; expected one of {STOP_REQUESTS}"
+                )
+            if request == "cancel":
+                self._note(f"cancelled after step {step}")
+                return self._result(step, self.work_dir / OUTPUT_DIR, "cancel")
+            if request == "handback":
+                done = self._last_checkpoint
+                directory = done[1] if done and done[0] == step else self._save_checkpoint(step)
+                self._note(f"handed back after step {step}")
+                return self._result(step, directory, "handback")
+
+        if self.val_examples and val_every != -1 and self._last_val_step != step:
+            self._val_loss = self._validate()
+            self._last_val_step = step
+        output = self.work_dir / OUTPUT_DIR
+        with ckpt.staged_dir(output) as staging:
+            self._write_weights(staging)
+        self._note(
+            f"training finished at step {step}; loss {self.metrics.get('loss', float('nan')):.4f}"
+        )
+        return self._result(step, output, None)
