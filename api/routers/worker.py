@@ -15,9 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep, StateDep
 from api.errors import Problem
-from service import queue
+from api.routers.adapters import BaseUrlDep
+from service import dispatch, queue, registry
+from service.artifacts import Blob, validate_sha256
+from service.dispatch import CheckpointUpload, Claim
 from service.domain import Job
-from service.queue import HeartbeatReply, JobFailure, Lease, WorkerEvent
+from service.queue import HeartbeatReply, JobFailure, WorkerEvent
+from service.registry import AdapterResult, Checkpoint
 
 router = APIRouter(prefix="/worker", tags=["worker"])
 
@@ -48,19 +52,18 @@ class Release(BaseModel):
 
 @router.post(
     "/claim",
-    response_model=Lease,
+    response_model=Claim,
     operation_id="claim_job",
     summary="Claim the next queued job (long-poll); 204 when none arrived in time",
     responses={204: {"description": "No job"}, 422: ERRORS[422]},
 )
-async def claim(body: ClaimRequest, state: StateDep) -> Lease | Response:
+async def claim(body: ClaimRequest, state: StateDep) -> Claim | Response:
     settings = state.settings
     deadline = time.monotonic() + min(body.wait_seconds, settings.claim_wait_seconds)
 
-    def attempt() -> Lease | None:
+    def attempt() -> Claim | None:
         with state.sessions() as session:
-            lease = queue.claim_next_job(session, worker_id=body.worker_id,
-                                         lease_seconds=settings.lease_seconds)
+            lease = dispatch.claim(session, settings, worker_id=body.worker_id)
             session.commit()
             return lease
 
@@ -119,4 +122,55 @@ async def release(job_id: str, body: Release, lease: LeaseHeader, state: StateDe
 def cancelled(job_id: str, lease: LeaseHeader, session: SessionDep) -> Job:
     job = queue.acknowledge_cancel(session, job_id, lease)
     session.commit()
+    return job
+
+
+@router.put(
+    "/jobs/{job_id}/blobs/{sha256}",
+    status_code=201,
+    response_model=Blob,
+    operation_id="upload_job_blob",
+    summary="Upload one file (checkpoint or result) by its sha256; streamed and verified",
+    responses={**ERRORS, 413: {"model": Problem}},
+)
+async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
+                      state: StateDep) -> Blob:
+    validate_sha256(sha256)
+
+    def check_lease() -> None:
+        with state.sessions() as session:
+            queue.fenced_row(session, job_id, lease)
+            session.commit()
+
+    await run_in_threadpool(check_lease)
+    declared = request.headers.get("content-length")
+    return await state.store.put_stream(
+        request.stream(),
+        expected_sha256=sha256,
+        max_bytes=state.settings.max_artifact_bytes,
+        expected_size=int(declared) if declared and declared.isdigit() else None,
+    )
+
+
+@router.post("/jobs/{job_id}/checkpoints", status_code=201, response_model=Checkpoint,
+             operation_id="add_job_checkpoint", summary="Record an uploaded checkpoint",
+             responses=ERRORS)
+def add_checkpoint(job_id: str, body: CheckpointUpload, lease: LeaseHeader, session: SessionDep,
+                   state: StateDep, base_url: BaseUrlDep) -> Checkpoint:
+    checkpoint = dispatch.add_checkpoint(session, state.store, job_id, lease, body,
+                                         base_url=base_url)
+    session.commit()
+    return checkpoint
+
+
+@router.post("/jobs/{job_id}/complete", response_model=Job, operation_id="complete_job",
+             summary="Finish a job: it succeeds and its adapter is registered, together",
+             responses=ERRORS)
+def complete(job_id: str, body: AdapterResult, lease: LeaseHeader, session: SessionDep,
+             state: StateDep, base_url: BaseUrlDep) -> Job:
+    job, freed = dispatch.complete(session, state.store, state.settings, job_id, lease, body,
+                                   base_url=base_url)
+    session.commit()
+    if freed:
+        registry.collect_garbage(session, state.store, freed)
     return job
