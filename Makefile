@@ -15,6 +15,7 @@ run: $(STAMP)
 	$(VENV)/bin/loraplane serve
 
 test: $(STAMP)
+	deploy/ensure-compose.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 clean:

@@ -12,16 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.deps import AppState
-from api.routers import health, jobs, worker
+from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, worker
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from service import queue
+from service.artifacts import LocalArtifactStore
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [health.router, jobs.router, worker.router]
+ROUTERS = [health.router, jobs.router, worker.router, adapters.router, aliases.router,
+           checkpoints.router, datasets.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -45,7 +47,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     app.state.loraplane = AppState(settings=settings, engine=engine,
-                                   sessions=make_sessionmaker(engine))
+                                   sessions=make_sessionmaker(engine),
+                                   store=LocalArtifactStore(settings.artifacts_dir))
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

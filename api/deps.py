@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.artifacts import ArtifactStore
 from service.settings import Settings
 
 
@@ -34,11 +35,12 @@ class WorkSignal:
 
 @dataclass
 class AppState:
-    """What one API process holds: settings, engine, sessions, and the new-work signal."""
+    """What one API process holds: settings, engine, sessions, artifact store, new-work signal."""
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    store: ArtifactStore
     new_work: WorkSignal = field(default_factory=WorkSignal)
 
     async def notify_new_work(self) -> None:
@@ -53,6 +55,10 @@ def get_settings(request: Request) -> Settings:
     return get_state(request).settings
 
 
+def get_store(request: Request) -> ArtifactStore:
+    return get_state(request).store
+
+
 def get_session(request: Request) -> Iterator[Session]:
     with get_state(request).sessions() as session:
         yield session
@@ -61,3 +67,4 @@ def get_session(request: Request) -> Iterator[Session]:
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

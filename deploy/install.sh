@@ -3,6 +3,9 @@
 #   deploy/install.sh VENV [EXTRAS] [CONSTRAINTS]
 #   VENV: virtualenv folder (created if missing); EXTRAS: e.g. "test"; CONSTRAINTS: pip
 #   constraints file ("" for none: GPU images pick their own torch build).
+# Package sources: pip's own environment variables pass through untouched, so the CPU image
+# build sets PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (a `+cpu` torch wins
+# over PyPI's build of the same version); `make` and CI set nothing and use pip's config.
 set -euo pipefail
 venv=${1:?usage: install.sh VENV [EXTRAS] [CONSTRAINTS]}
 extras=${2:-}

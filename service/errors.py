@@ -73,5 +73,28 @@ HTTP_STATUS: dict[str, int] = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "range_not_satisfiable": 416,
+    "invalid_artifact": 422,
+    "blob_missing": 422,
+    "invalid_lora_path": 422,
+    "invalid_dataset": 422,
+    "adapter_in_use": 409,
     "internal_error": 500,
 }
+
+
+class InvalidArtifact(InvalidRequest):
+    """Files offered to the registry break a rule: names, formats, sizes, missing blobs."""
+
+    code = "invalid_artifact"
+
+
+class InvalidLoraPath(InvalidSpec):
+    """A `lora_path` that names nothing usable, or something the job cannot continue from."""
+
+    code = "invalid_lora_path"
+
+
+class InvalidDataset(InvalidRequest):
+    """An uploaded dataset that is not one JSON object per line."""
+
+    code = "invalid_dataset"

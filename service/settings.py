@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".loraplane"), description="Root for the SQLite file, artifacts, models.")
     database_url: str = Field("", description="SQLAlchemy URL; default: SQLite under data_dir.")
     host: str = "127.0.0.1"
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach this service at (e.g. https://loraplane.example); "
+        "used in `lora_path` and download URLs; default: the request's base URL.",
+    )
     port: int = Field(8000, ge=0, le=65535)
     models_dir: Path | None = Field(None, description="Base models by name; default data_dir/models.")
     artifacts_dir: Path | None = Field(None, description="Blob store root; default data_dir/artifacts.")

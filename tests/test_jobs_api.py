@@ -52,7 +52,16 @@ def submit(client: TestClient, body: str, **headers: str):
     ],
     ids=["new-lora", "continue-lora", "full-ft"],
 )
-def test_rlinf_snippets_submit_and_read_back(client: TestClient, snippet: str, expected: dict):
+def test_rlinf_snippets_submit_and_read_back(settings, snippet: str, expected: dict):
+    from api.app import create_app
+
+    # The page's `lora_path` is a worker-local folder: the operator allows its root.
+    settings.lora_path_roots = [Path("/path/to/pretrained")]
+    with TestClient(create_app(settings)) as client:
+        _check_snippet(client, snippet, expected)
+
+
+def _check_snippet(client: TestClient, snippet: str, expected: dict) -> None:
     response = submit(client, snippet)
     assert response.status_code == 201, response.text
     job = response.json()

@@ -71,6 +71,8 @@ async def submit_job(
     digest = job_service.request_hash(body, content_type)
 
     def submit() -> tuple[Job, bool]:
+        from service import datasets as dataset_service, lora_path as lora_path_service
+
         parsed = parse_body(body, content_type, settings.max_spec_bytes)
         for _ in range(2):
             with state.sessions() as session:
@@ -79,9 +81,15 @@ async def submit_job(
                     if existing is not None:
                         return existing, True
                 try:
+                    # Registry and dataset references are checked in the submitting
+                    # transaction (the adapter stays share-locked until commit).
+                    parent_adapter_id = lora_path_service.resolve_for_submit(
+                        session, parsed.spec, settings)
+                    dataset_service.check_data_paths(session, parsed.spec)
                     job = job_service.submit_job(
                         session, parsed, max_attempts=settings.max_attempts,
                         idempotency_key=idempotency_key, digest=digest,
+                        parent_adapter_id=parent_adapter_id,
                     )
                 except Conflict as exc:
                     if exc.code != "idempotency_race":

@@ -1,0 +1,160 @@
+"""`/adapters`: the registry, file downloads, archives, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from api.deps import SessionDep, StoreDep, get_state
+from api.downloads import blob_response, content_disposition, tar_stream
+from api.errors import Problem
+from service import registry
+from service.domain import Page
+from service.registry import Adapter
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/adapters", tags=["adapters"])
+
+ERRORS = {
+    404: {"model": Problem, "description": "No such adapter or file"},
+    409: {"model": Problem, "description": "Conflict"},
+    422: {"model": Problem, "description": "Invalid input"},
+}
+_BLOB = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
+    206: {"description": "Partial content (Range)"},
+    304: {"description": "Not modified (If-None-Match)"},
+    416: {"model": Problem, "description": "Range not satisfiable"},
+}
+
+
+def get_base_url(request: Request) -> str:
+    """Where clients reach this service: `public_url` if set, else the request's base URL."""
+    public = get_state(request).settings.public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
+BaseUrlDep = Annotated[str, Depends(get_base_url)]
+
+
+@router.get(
+    "",
+    response_model=Page[Adapter],
+    operation_id="list_adapters",
+    summary="List adapters, newest first",
+    responses=ERRORS,
+)
+def list_adapters(
+    session: SessionDep,
+    base_url: BaseUrlDep,
+    name: Annotated[str | None, Query(max_length=100)] = None,
+    base_model: Annotated[str | None, Query(max_length=4096)] = None,
+    kind: Literal["lora", "full"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[Adapter]:
+    return registry.list_adapters(
+        session,
+        name=name,
+        base_model=base_model,
+        kind=kind,
+        limit=limit,
+        cursor=cursor,
+        base_url=base_url,
+    )
+
+
+@router.get(
+    "/{adapter_id}",
+    response_model=Adapter,
+    operation_id="get_adapter",
+    summary="Get an adapter",
+    responses=ERRORS,
+)
+def get_adapter(adapter_id: str, session: SessionDep, base_url: BaseUrlDep) -> Adapter:
+    return registry.get_adapter(session, adapter_id, base_url=base_url)
+
+
+@router.delete(
+    "/{adapter_id}",
+    status_code=204,
+    response_class=Response,
+    operation_id="delete_adapter",
+    responses=ERRORS,
+    summary="Delete an adapter no alias or unfinished job refers to",
+)
+def delete_adapter(adapter_id: str, session: SessionDep, store: StoreDep) -> Response:
+    garbage = registry.delete_adapter(session, adapter_id)
+    session.commit()
+    try:
+        registry.collect_garbage(session, store, garbage)
+    except OSError:
+        log.exception("could not collect the blobs of deleted adapter %s", adapter_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{adapter_id}/files/{name:path}",
+    response_class=Response,
+    operation_id="download_adapter_file",
+    summary="Download one file of the PEFT folder",
+    responses={**ERRORS, **_BLOB},
+)
+def download_file(
+    adapter_id: str, name: str, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    ref = registry.adapter_file(session, adapter_id, name)
+    media = "application/json" if name.endswith(".json") else "application/octet-stream"
+    return blob_response(
+        request, store, sha256=ref.sha256, size=ref.size, filename=ref.name, media_type=media
+    )
+
+
+@router.head("/{adapter_id}/files/{name:path}", include_in_schema=False)
+def head_file(
+    adapter_id: str, name: str, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    return download_file(adapter_id, name, request, session, store)
+
+
+@router.get(
+    "/{adapter_id}/archive",
+    response_class=StreamingResponse,
+    operation_id="download_adapter_archive",
+    summary="The whole PEFT folder as one tar stream (files at the top level)",
+    responses={
+        **ERRORS,
+        200: {"content": {"application/x-tar": {}}},
+        304: {"description": "Not modified (If-None-Match)"},
+    },
+)
+def download_archive(
+    adapter_id: str, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    adapter = registry.get_adapter(session, adapter_id)
+    # The tar is a function of the files and the adapter's creation time: a stable ETag.
+    digest = hashlib.sha256(
+        "\n".join(f"{f.name}\0{f.sha256}" for f in adapter.files).encode()
+        + adapter.created_at.isoformat().encode()
+    ).hexdigest()
+    etag = f'"tar-{digest}"'
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"etag": etag})
+    chunks = tar_stream(
+        [(f.name, f.sha256, f.size) for f in adapter.files],
+        store,
+        mtime=adapter.created_at.timestamp(),
+    )
+    filename = f"{adapter.name}-v{adapter.version}.tar"
+    return StreamingResponse(
+        chunks,
+        media_type="application/x-tar",
+        headers={
+            "etag": etag,
+            "content-disposition": content_disposition(filename),
+        },
+    )

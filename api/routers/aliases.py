@@ -1,0 +1,60 @@
+"""`/aliases/{name}/{alias}`: stable names (`prod`, `staging`) for adapter versions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from api.deps import SessionDep
+from api.errors import Problem
+from service import registry
+from service.registry import Alias
+
+router = APIRouter(prefix="/aliases", tags=["aliases"])
+
+ERRORS = {
+    404: {"model": Problem, "description": "No such alias"},
+    422: {"model": Problem, "description": "Invalid alias or adapter"},
+}
+
+
+class AliasUpdate(BaseModel):
+    adapter_id: str = Field(min_length=1, max_length=40, description="An adapter of that name.")
+
+
+@router.get(
+    "/{name}/{alias}",
+    response_model=Alias,
+    operation_id="get_alias",
+    summary="Resolve an alias (`latest`: the newest version)",
+    responses=ERRORS,
+)
+def get_alias(name: str, alias: str, session: SessionDep) -> Alias:
+    return registry.get_alias(session, name, alias)
+
+
+@router.put(
+    "/{name}/{alias}",
+    response_model=Alias,
+    operation_id="set_alias",
+    summary="Create or move an alias",
+    responses=ERRORS,
+)
+def set_alias(name: str, alias: str, body: AliasUpdate, session: SessionDep) -> Alias:
+    result = registry.set_alias(session, name, alias, body.adapter_id)
+    session.commit()
+    return result
+
+
+@router.delete(
+    "/{name}/{alias}",
+    status_code=204,
+    response_class=Response,
+    operation_id="delete_alias",
+    summary="Drop an alias",
+    responses=ERRORS,
+)
+def delete_alias(name: str, alias: str, session: SessionDep) -> Response:
+    registry.delete_alias(session, name, alias)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,89 @@
+"""`/jobs/{job_id}/checkpoints`: what a job saved so far, and each checkpoint's files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import SessionDep, StoreDep
+from api.downloads import blob_response
+from api.errors import Problem
+from api.routers.adapters import BaseUrlDep
+from service import registry
+from service.domain import Page
+from service.registry import Checkpoint
+
+router = APIRouter(prefix="/jobs", tags=["checkpoints"])
+
+ERRORS = {
+    404: {"model": Problem, "description": "No such job, checkpoint or file"},
+    422: {"model": Problem, "description": "Invalid input"},
+}
+
+
+@router.get(
+    "/{job_id}/checkpoints",
+    response_model=Page[Checkpoint],
+    operation_id="list_checkpoints",
+    responses=ERRORS,
+    summary="A job's checkpoints by step, each with a lora_path to continue from",
+)
+def list_checkpoints(
+    job_id: str,
+    session: SessionDep,
+    base_url: BaseUrlDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[Checkpoint]:
+    return registry.list_checkpoints(session, job_id, limit=limit, cursor=cursor, base_url=base_url)
+
+
+@router.get(
+    "/{job_id}/checkpoints/{checkpoint_id}",
+    response_model=Checkpoint,
+    operation_id="get_checkpoint",
+    summary="One checkpoint (what its lora_path names)",
+    responses=ERRORS,
+)
+def get_checkpoint(
+    job_id: str, checkpoint_id: str, session: SessionDep, base_url: BaseUrlDep
+) -> Checkpoint:
+    return registry.get_checkpoint(session, job_id, checkpoint_id, base_url=base_url)
+
+
+@router.get(
+    "/{job_id}/checkpoints/{checkpoint_id}/files/{name:path}",
+    response_class=Response,
+    operation_id="download_checkpoint_file",
+    summary="Download one checkpoint file",
+    responses={
+        **ERRORS,
+        200: {"content": {"application/octet-stream": {}}},
+        206: {"description": "Partial content (Range)"},
+        304: {"description": "Not modified (If-None-Match)"},
+        416: {"model": Problem, "description": "Range not satisfiable"},
+    },
+)
+def download_file(
+    job_id: str,
+    checkpoint_id: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+) -> Response:
+    ref = registry.checkpoint_file(session, job_id, checkpoint_id, name)
+    return blob_response(request, store, sha256=ref.sha256, size=ref.size, filename=ref.name)
+
+
+@router.head("/{job_id}/checkpoints/{checkpoint_id}/files/{name:path}", include_in_schema=False)
+def head_file(
+    job_id: str,
+    checkpoint_id: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+) -> Response:
+    return download_file(job_id, checkpoint_id, name, request, session, store)

@@ -1,0 +1,142 @@
+"""`/datasets`: JSONL uploads (streamed, validated), reads, and content downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import SessionDep, StateDep, StoreDep
+from api.downloads import blob_response
+from api.errors import Problem
+from service import datasets as dataset_service
+from service.datasets import MEDIA_TYPES, Dataset
+from service.domain import Page
+from service.errors import PayloadTooLarge, UnsupportedMediaType
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+ERRORS = {
+    404: {"model": Problem, "description": "No such dataset"},
+    422: {"model": Problem, "description": "Invalid input"},
+}
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "JSONL: one JSON object per line (UTF-8). Blank lines are skipped.",
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(MEDIA_TYPES)
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Dataset,
+    operation_id="upload_dataset",
+    summary="Upload a JSONL training file",
+    openapi_extra=_UPLOAD_BODY,
+    responses={**ERRORS, 413: {"model": Problem}, 415: {"model": Problem}},
+)
+async def upload_dataset(
+    request: Request,
+    response: Response,
+    state: StateDep,
+    name: Annotated[
+        str | None, Query(max_length=255, description="Default: the dataset id.")
+    ] = None,
+) -> Dataset:
+    media = request.headers.get("content-type") or "application/octet-stream"
+    media = media.split(";")[0].strip().lower()
+    if media not in MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {media!r} is not accepted for a dataset; "
+            f"use one of {sorted(MEDIA_TYPES)}"
+        )
+    if name is not None:
+        dataset_service.validate_name(name)
+    limit = state.settings.max_dataset_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the dataset is {declared} bytes; the limit is {limit} bytes", code="dataset_too_large"
+        )
+    blob, rows, keys = await dataset_service.ingest_jsonl(
+        state.store, request.stream(), max_bytes=limit
+    )
+
+    def register() -> Dataset:
+        with state.sessions() as session:
+            dataset = dataset_service.register_dataset(
+                session, name=name, blob=blob, rows=rows, keys=keys
+            )
+            session.commit()
+            return dataset
+
+    dataset = await run_in_threadpool(register)
+    response.headers["Location"] = f"/datasets/{dataset.id}"
+    return dataset
+
+
+@router.get(
+    "",
+    response_model=Page[Dataset],
+    operation_id="list_datasets",
+    summary="List datasets, newest first",
+    responses=ERRORS,
+)
+def list_datasets(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[Dataset]:
+    return dataset_service.list_datasets(session, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/{dataset_id}",
+    response_model=Dataset,
+    operation_id="get_dataset",
+    summary="Get a dataset",
+    responses=ERRORS,
+)
+def get_dataset(dataset_id: str, session: SessionDep) -> Dataset:
+    return dataset_service.get_dataset(session, dataset_id)
+
+
+@router.get(
+    "/{dataset_id}/content",
+    response_class=Response,
+    operation_id="download_dataset",
+    summary="Download a dataset's JSONL (ETag, Range, If-None-Match)",
+    responses={
+        **ERRORS,
+        200: {"content": {"application/jsonl": {}}},
+        206: {"description": "Partial content (Range)"},
+        304: {"description": "Not modified"},
+        416: {"model": Problem, "description": "Range not satisfiable"},
+    },
+)
+def download_dataset(
+    dataset_id: str, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    dataset = dataset_service.get_dataset(session, dataset_id)
+    filename = dataset.name if dataset.name.endswith(".jsonl") else f"{dataset.name}.jsonl"
+    return blob_response(
+        request,
+        store,
+        sha256=dataset.sha256,
+        size=dataset.size,
+        filename=filename,
+        media_type="application/jsonl",
+    )
+
+
+@router.head("/{dataset_id}/content", include_in_schema=False)
+def head_dataset(
+    dataset_id: str, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    return download_dataset(dataset_id, request, session, store)

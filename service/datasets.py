@@ -1,0 +1,278 @@
+"""Datasets: JSONL uploads streamed into the artifact store, validated line by line.
+
+An upload is hashed and written to a temp file while each line is parsed, so memory stays
+bounded by the longest line; a bad line or an oversized body aborts the write, and nothing
+is stored or registered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import anyio.to_thread
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db import models
+from db.base import utcnow
+from service.artifacts import ArtifactStore, ArtifactTooLarge, Blob
+from service.domain import Page, decode_cursor, encode_cursor
+from service.errors import InvalidDataset, InvalidRequest, InvalidSpec, NotFound, PayloadTooLarge
+from service.ids import has_prefix, new_id
+from service.spec import JobSpec
+
+MEDIA_TYPES = frozenset(
+    {
+        "application/jsonl",
+        "application/x-ndjson",
+        "application/x-jsonlines",
+        "application/jsonlines",
+        "application/octet-stream",
+    }
+)
+MAX_LINE_BYTES = 32 << 20
+_BATCH_BYTES = 1 << 20
+
+
+class Dataset(BaseModel):
+    """An uploaded JSONL training file."""
+
+    id: str
+    name: str
+    size: int = Field(description="Bytes.")
+    rows: int = Field(description="JSON objects (blank lines are not rows).")
+    sha256: str
+    keys: list[str] = Field(description="Keys present in every row.")
+    created_at: datetime
+
+
+def to_dataset(row: models.Dataset) -> Dataset:
+    return Dataset(
+        id=row.id,
+        name=row.name,
+        size=row.size,
+        rows=row.rows,
+        sha256=row.sha256,
+        keys=list(row.keys),
+        created_at=row.created_at,
+    )
+
+
+@dataclass
+class JsonlValidator:
+    """Fed bytes in any chunking; checks each `\\n`-terminated line is one JSON object."""
+
+    max_line_bytes: int = MAX_LINE_BYTES
+    rows: int = 0
+    lines: int = 0
+    keys: set[str] | None = None
+    _buffer: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) >= 0:
+            self._line(bytes(self._buffer[start:end]))
+            start = end + 1
+        del self._buffer[:start]
+        if len(self._buffer) > self.max_line_bytes:
+            raise self._bad(self.lines + 1, f"is longer than {self.max_line_bytes} bytes")
+
+    def finish(self) -> tuple[int, list[str]]:
+        """Rows and the keys every row has; 422 for an empty dataset."""
+        if self._buffer:
+            self._line(bytes(self._buffer))
+            self._buffer.clear()
+        if self.rows == 0:
+            raise InvalidDataset("the dataset has no rows: expected one JSON object per line")
+        return self.rows, sorted(self.keys or ())
+
+    def _line(self, raw: bytes) -> None:
+        self.lines += 1
+        if not raw.strip():
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._bad(self.lines, f"is not valid UTF-8 (byte {exc.start + 1})") from None
+        try:
+            value = json.loads(text, parse_constant=_no_constant)
+        except json.JSONDecodeError as exc:
+            raise self._bad(
+                self.lines, f"is not valid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        except ValueError as exc:
+            raise self._bad(self.lines, str(exc)) from None
+        if not isinstance(value, dict):
+            raise self._bad(self.lines, f"is a JSON {_json_type(value)}, not an object")
+        self.rows += 1
+        self.keys = set(value) if self.keys is None else self.keys & value.keys()
+
+    @staticmethod
+    def _bad(line: int, message: str) -> InvalidDataset:
+        detail = f"line {line} {message}; nothing was stored"
+        return InvalidDataset(
+            detail, errors=[{"loc": f"body.line.{line}", "msg": detail, "type": "invalid_jsonl"}]
+        )
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"holds {name}, which is not JSON")
+
+
+def _json_type(value: object) -> str:
+    return {
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+async def ingest_jsonl(
+    store: ArtifactStore, chunks: AsyncIterator[bytes], *, max_bytes: int
+) -> tuple[Blob, int, list[str]]:
+    """Stream a JSONL body into the store while validating it: (blob, rows, keys)."""
+    validator = JsonlValidator()
+    stats: tuple[int, list[str]] | None = None
+
+    async def checked() -> AsyncIterator[bytes]:
+        nonlocal stats
+        total, pending = 0, []
+        pending_bytes = 0
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            total += len(chunk)
+            if total > max_bytes:
+                raise PayloadTooLarge(
+                    f"the dataset is over the limit of {max_bytes} bytes", code="dataset_too_large"
+                )
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes >= _BATCH_BYTES:
+                # Parsing runs off the event loop, about a MiB at a time.
+                await anyio.to_thread.run_sync(validator.feed, b"".join(pending))
+                for item in pending:
+                    yield item
+                pending, pending_bytes = [], 0
+        await anyio.to_thread.run_sync(validator.feed, b"".join(pending))
+        stats = validator.finish()
+        for item in pending:
+            yield item
+
+    try:
+        blob = await store.put_stream(checked(), expected_sha256=None, max_bytes=max_bytes)
+    except ArtifactTooLarge:
+        raise PayloadTooLarge(
+            f"the dataset is over the limit of {max_bytes} bytes", code="dataset_too_large"
+        ) from None
+    assert stats is not None
+    return blob, stats[0], stats[1]
+
+
+def validate_name(name: str) -> str:
+    if (
+        not name
+        or len(name) > 255
+        or any(not c.isprintable() for c in name)
+        or name != name.strip()
+    ):
+        raise InvalidRequest(
+            f"dataset name {name[:300]!r} must be 1 to 255 printable characters without "
+            "surrounding spaces",
+            code="invalid_dataset_name",
+        )
+    return name
+
+
+def register_dataset(
+    session: Session, *, name: str | None, blob: Blob, rows: int, keys: list[str]
+) -> Dataset:
+    """Record a stored, validated JSONL blob as a dataset."""
+    dataset_id = new_id("ds")
+    row = models.Dataset(
+        id=dataset_id,
+        name=validate_name(name) if name else dataset_id,
+        sha256=blob.sha256,
+        size=blob.size,
+        rows=rows,
+        keys=keys,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return to_dataset(row)
+
+
+def dataset_row(session: Session, dataset_id: str) -> models.Dataset:
+    row = session.get(models.Dataset, dataset_id)
+    if row is None:
+        raise NotFound(f"no dataset {dataset_id!r}")
+    return row
+
+
+def get_dataset(session: Session, dataset_id: str) -> Dataset:
+    return to_dataset(dataset_row(session, dataset_id))
+
+
+def list_datasets(session: Session, *, limit: int, cursor: str | None) -> Page[Dataset]:
+    """Newest first, keyed on the time-ordered id."""
+    stmt = select(models.Dataset).order_by(models.Dataset.id.desc()).limit(limit + 1)
+    if cursor:
+        after = decode_cursor(cursor)
+        if not isinstance(after, str):
+            raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
+        stmt = stmt.where(models.Dataset.id < after)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[Dataset](
+        items=[to_dataset(r) for r in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+    )
+
+
+def check_data_paths(session: Session, spec: JobSpec) -> None:
+    """At submit: each `ds_…` entry exists and its rows all have prompt_key and answer_key.
+
+    Other entries (worker-local paths, `demo`) are the worker's to check.
+    """
+    data = spec.data
+    for field_name in ("train_data_paths", "val_data_paths"):
+        for index, entry in enumerate(getattr(data, field_name) or []):
+            if not has_prefix(entry, "ds"):
+                continue
+            loc = f"data.{field_name}.{index}"
+            row = session.get(models.Dataset, entry)
+            if row is None:
+                detail = f"{loc}: no dataset {entry!r}; upload it with POST /datasets first"
+                raise InvalidSpec(
+                    detail,
+                    code="unknown_dataset",
+                    errors=[{"loc": loc, "msg": detail, "type": "unknown_dataset"}],
+                )
+            for key_field in ("prompt_key", "answer_key"):
+                key = getattr(data, key_field)
+                if key not in row.keys:
+                    detail = (
+                        f"data.{key_field} is {key!r}, but not every row of dataset {entry} "
+                        f"({row.name}) has that key; keys in every row: {list(row.keys)}"
+                    )
+                    raise InvalidSpec(
+                        detail,
+                        code="dataset_missing_key",
+                        errors=[
+                            {
+                                "loc": f"data.{key_field}",
+                                "msg": detail,
+                                "type": "dataset_missing_key",
+                            }
+                        ],
+                    )

@@ -1,0 +1,355 @@
+"""`lora_path`: every accepted form, parsed without I/O and resolved against the registry.
+
+Forms (design §4):
+
+| form | example |
+|---|---|
+| adapter id | `ad_01jd8x4k2m9q7r5t3v1w0y6z8a` |
+| name and version | `support-bot:3` |
+| name and alias (`latest`: newest version) | `support-bot@prod` |
+| the adapter's URL on this service | `https://lp.example/adapters/ad_01jd…` |
+| checkpoint id | `ck_01jd8x4k2m9q7r5t3v1w0y6z8a` |
+| the checkpoint's URL on this service | `https://lp.example/jobs/job_01jd…/checkpoints/ck_01jd…` |
+| a worker-local PEFT folder (under `lora_path_roots`) | `/mnt/adapters/support-bot` |
+
+URLs are never fetched: only their path is read, so a lora_path cannot make the server
+reach another host. Local paths are checked lexically and against the real paths of the
+allowed roots; the worker checks them again on its own disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db import models
+from service import registry
+from service.errors import InvalidLoraPath
+from service.ids import has_prefix
+from service.settings import Settings
+from service.spec import JobSpec
+
+LOC = "actor.model.lora_path"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+_NAME_VERSION = re.compile(rf"({_NAME}):([0-9]{{1,9}})")
+_NAME_ALIAS = re.compile(rf"({_NAME})@({_NAME})")
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    """A parsed lora_path; exactly the fields of its kind are set."""
+
+    kind: Literal["adapter", "checkpoint", "local"]
+    adapter_id: str | None = None
+    name: str | None = None
+    version: int | None = None
+    alias: str | None = None
+    checkpoint_id: str | None = None
+    job_id: str | None = None
+    path: str | None = None
+
+
+class SourceFile(BaseModel):
+    """A file the worker downloads, verifies and saves under `name` in one folder."""
+
+    name: str = Field(description="Name in the PEFT folder (`adapter_config.json`, ...).")
+    sha256: str
+    size: int
+    url: str = Field(description="Server-relative URL (a path) to GET it from.")
+
+
+class LoraSource(BaseModel):
+    """What a worker continues from: a registry adapter, a checkpoint, or a local folder."""
+
+    kind: Literal["adapter", "checkpoint", "local"]
+    lora_path: str
+    adapter_id: str | None = None
+    checkpoint_id: str | None = None
+    job_id: str | None = Field(None, description="The job that saved the checkpoint.")
+    path: str | None = Field(None, description="Worker-local folder (kind `local`).")
+    rank: int | None = None
+    files: list[SourceFile] = Field(default_factory=list)
+
+
+def _error(lora_path: str, message: str, type_: str) -> InvalidLoraPath:
+    detail = f"lora_path {lora_path!r}: {message}"
+    return InvalidLoraPath(detail, errors=[{"loc": LOC, "msg": detail, "type": type_}])
+
+
+def parse_lora_path(value: str) -> LoraRef:
+    """Recognise the form of a lora_path (no database, no network); 422 if none fits."""
+    if not value or "\x00" in value or value != value.strip():
+        raise _error(value, "empty, or with a NUL byte or surrounding spaces", "lora_path_form")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        return _parse_url(value)
+    if value.startswith("/"):
+        return LoraRef(kind="local", path=value)
+    if has_prefix(value, "ad"):
+        return LoraRef(kind="adapter", adapter_id=value)
+    if has_prefix(value, "ck"):
+        return LoraRef(kind="checkpoint", checkpoint_id=value)
+    if m := _NAME_VERSION.fullmatch(value):
+        return LoraRef(kind="adapter", name=m.group(1), version=int(m.group(2)))
+    if m := _NAME_ALIAS.fullmatch(value):
+        return LoraRef(kind="adapter", name=m.group(1), alias=m.group(2))
+    raise _error(
+        value,
+        "not a form loraplane accepts: an adapter id (ad_…), name:version, name@alias, "
+        "an adapter or checkpoint URL of this service, a checkpoint id (ck_…), or an "
+        "absolute worker-local folder under the allowed roots",
+        "lora_path_form",
+    )
+
+
+def _parse_url(value: str) -> LoraRef:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _error(value, "only http(s) URLs of this service are accepted", "lora_path_form")
+    if parts.query or parts.fragment:
+        raise _error(value, "a lora_path URL takes no query or fragment", "lora_path_form")
+    segments = [unquote(s) for s in parts.path.rstrip("/").split("/")]
+    if len(segments) >= 2 and segments[-2] == "adapters" and has_prefix(segments[-1], "ad"):
+        return LoraRef(kind="adapter", adapter_id=segments[-1])
+    if (
+        len(segments) >= 4
+        and segments[-4] == "jobs"
+        and segments[-2] == "checkpoints"
+        and has_prefix(segments[-3], "job")
+        and has_prefix(segments[-1], "ck")
+    ):
+        return LoraRef(kind="checkpoint", job_id=segments[-3], checkpoint_id=segments[-1])
+    raise _error(
+        value,
+        "a URL must be an adapter's `…/adapters/{ad_id}` or a checkpoint's "
+        "`…/jobs/{job_id}/checkpoints/{ck_id}`, as this service returns them",
+        "lora_path_form",
+    )
+
+
+def check_local_path(value: str, settings: Settings) -> str:
+    """The normalised real path of a worker-local folder, if it lies under an allowed root."""
+    if any(part == ".." for part in value.split("/")):
+        raise _error(value, "a local path may not contain `..`", "lora_path_outside_roots")
+    roots = [Path(os.path.realpath(root)) for root in settings.lora_path_roots]
+    if not roots:
+        raise _error(
+            value,
+            "worker-local adapter folders are not allowed on this service (the operator "
+            "allows none: LORAPLANE_LORA_PATH_ROOTS is empty); use a registry reference",
+            "lora_path_outside_roots",
+        )
+    real = Path(os.path.realpath(value))
+    if not any(real.is_relative_to(root) for root in roots):
+        raise _error(
+            value,
+            f"resolves to {str(real)!r}, outside the allowed roots {[str(r) for r in roots]}",
+            "lora_path_outside_roots",
+        )
+    return str(real)
+
+
+def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adapter:
+    """The adapter a reference names, locked against a concurrent delete until commit."""
+    stmt = select(models.Adapter).with_for_update(read=True)
+    if ref.adapter_id is not None:
+        row = session.scalar(stmt.where(models.Adapter.id == ref.adapter_id))
+        if row is None:
+            raise _error(
+                lora_path, f"no adapter {ref.adapter_id} in the registry", "lora_path_unknown"
+            )
+        return row
+    assert ref.name is not None
+    latest = registry.latest_version(session, ref.name)
+    if latest is None:
+        raise _error(
+            lora_path, f"no adapter named {ref.name!r} in the registry", "lora_path_unknown"
+        )
+    if ref.version is not None:
+        row = session.scalar(
+            stmt.where(models.Adapter.name == ref.name, models.Adapter.version == ref.version)
+        )
+        if row is None:
+            raise _error(
+                lora_path,
+                f"adapter {ref.name!r} has no version {ref.version} "
+                f"(the newest is {latest.version})",
+                "lora_path_unknown",
+            )
+        return row
+    if ref.alias == registry.LATEST:
+        target = latest.id
+    else:
+        target = session.scalar(
+            select(models.Alias.adapter_id).where(
+                models.Alias.name == ref.name, models.Alias.alias == ref.alias
+            )
+        )
+        if target is None:
+            raise _error(
+                lora_path, f"adapter {ref.name!r} has no alias {ref.alias!r}", "lora_path_unknown"
+            )
+    row = session.scalar(stmt.where(models.Adapter.id == target))
+    if row is None:  # deleted between the two reads
+        raise _error(
+            lora_path, f"alias {ref.name}@{ref.alias} points to nothing", "lora_path_unknown"
+        )
+    return row
+
+
+def _find_checkpoint(
+    session: Session, ref: LoraRef, lora_path: str
+) -> tuple[models.Checkpoint, models.Job, dict[str, registry.FileRef]]:
+    row = session.get(models.Checkpoint, ref.checkpoint_id)
+    if row is None or (ref.job_id is not None and row.job_id != ref.job_id):
+        where = f" of job {ref.job_id}" if ref.job_id else ""
+        raise _error(lora_path, f"no checkpoint {ref.checkpoint_id}{where}", "lora_path_unknown")
+    if row.pruned:
+        raise _error(
+            lora_path,
+            f"checkpoint {row.id} (step {row.step}) was pruned when its job finished; "
+            "continue from the job's adapter or a later checkpoint",
+            "lora_path_unknown",
+        )
+    job = session.get(models.Job, row.job_id)
+    assert job is not None  # checkpoints cascade with their job
+    pair = registry.peft_pair(registry.FileRef(**f) for f in row.files)
+    if not registry.model_spec(job).get("is_lora") or pair is None:
+        raise _error(
+            lora_path,
+            f"checkpoint {row.id} of job {job.id} holds no LoRA adapter (full fine-tuning); "
+            "lora_path needs a LoRA adapter",
+            "lora_path_full",
+        )
+    return row, job, pair
+
+
+def _job_rank(session: Session, job: models.Job) -> int | None:
+    """The LoRA rank a job trains with: its spec's, else the adapter it continued from."""
+    rank = registry.model_spec(job).get("lora_rank")
+    if rank is None and job.parent_adapter_id:
+        parent = session.get(models.Adapter, job.parent_adapter_id)
+        rank = parent.rank if parent is not None else None
+    return rank
+
+
+def _check_compatible(
+    lora_path: str, what: str, *, base_model: str, rank: int | None, spec: JobSpec
+) -> None:
+    model = spec.actor.model
+    if base_model != model.model_path:
+        raise _error(
+            lora_path,
+            f"{what} was trained on base model {base_model!r}, but this job's model_path is "
+            f"{model.model_path!r}",
+            "lora_path_base_model",
+        )
+    if model.lora_rank is not None and rank is not None and model.lora_rank != rank:
+        raise _error(
+            lora_path,
+            f"lora_rank {model.lora_rank} disagrees with the rank of {what} (r={rank}); "
+            f"set lora_rank: {rank} or leave it out",
+            "lora_path_rank",
+        )
+
+
+def resolve_for_submit(session: Session, spec: JobSpec, settings: Settings) -> str | None:
+    """Check a spec's lora_path at submit; returns the `parent_adapter_id` for the job.
+
+    Call inside the submitting transaction: the adapter stays share-locked until commit,
+    so a concurrent DELETE /adapters/{id} cannot slip between check and insert.
+    """
+    lora_path = spec.actor.model.lora_path
+    if lora_path is None:
+        return None
+    ref = parse_lora_path(lora_path)
+    if ref.kind == "local":
+        check_local_path(lora_path, settings)
+        return None
+    if ref.kind == "checkpoint":
+        row, job, _ = _find_checkpoint(session, ref, lora_path)
+        _check_compatible(
+            lora_path,
+            f"checkpoint {row.id} (job {job.id}, step {row.step})",
+            base_model=registry.model_spec(job).get("model_path", ""),
+            rank=_job_rank(session, job),
+            spec=spec,
+        )
+        return job.parent_adapter_id
+    adapter = _find_adapter(session, ref, lora_path)
+    what = f"adapter {adapter.id} ({adapter.name} v{adapter.version})"
+    if adapter.kind != "lora":
+        raise _error(
+            lora_path,
+            f"{what} is a full fine-tuned model (kind: full), not a LoRA adapter",
+            "lora_path_full",
+        )
+    _check_compatible(lora_path, what, base_model=adapter.base_model, rank=adapter.rank, spec=spec)
+    return adapter.id
+
+
+def resolve_source(
+    session: Session,
+    lora_path: str,
+    settings: Settings,
+    *,
+    parent_adapter_id: str | None = None,
+) -> LoraSource:
+    """What a worker must fetch to continue from `lora_path` (at claim time).
+
+    Pass the job's `parent_adapter_id`: a registry reference was pinned to it at submit,
+    so an alias moved since then does not change what the job continues from.
+    """
+    ref = parse_lora_path(lora_path)
+    if ref.kind == "local":
+        return LoraSource(
+            kind="local", lora_path=lora_path, path=check_local_path(lora_path, settings)
+        )
+    if ref.kind == "checkpoint":
+        row, job, pair = _find_checkpoint(session, ref, lora_path)
+        return LoraSource(
+            kind="checkpoint",
+            lora_path=lora_path,
+            checkpoint_id=row.id,
+            job_id=job.id,
+            rank=_job_rank(session, job),
+            files=[
+                SourceFile(
+                    name=base,
+                    sha256=f.sha256,
+                    size=f.size,
+                    url=registry.checkpoint_file_path(job.id, row.id, f.name),
+                )
+                for base, f in sorted(pair.items())
+            ],
+        )
+    if parent_adapter_id is not None:
+        ref = LoraRef(kind="adapter", adapter_id=parent_adapter_id)
+    adapter = _find_adapter(session, ref, lora_path)
+    if adapter.kind != "lora":
+        raise _error(
+            lora_path, f"adapter {adapter.id} is a full fine-tuned model", "lora_path_full"
+        )
+    files = registry.adapter_files(session, adapter.id)
+    return LoraSource(
+        kind="adapter",
+        lora_path=lora_path,
+        adapter_id=adapter.id,
+        rank=adapter.rank,
+        files=[
+            SourceFile(
+                name=f.name,
+                sha256=f.sha256,
+                size=f.size,
+                url=registry.adapter_file_path(adapter.id, f.name),
+            )
+            for f in files
+        ],
+    )

@@ -1,0 +1,311 @@
+"""`lora_path`: every form resolves at submit, every bad one is a 422 that says what is wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.deps import AppState
+from service import registry
+from service.domain import JobState
+from service.errors import InvalidLoraPath
+from service.lora_path import LoraRef, parse_lora_path, resolve_source
+from service.settings import Settings
+from tests.test_registry import BASE, checkpoint_files, make_adapter, make_job
+
+AD = "ad_01jd8x4k2m9q7r5t3v1w0y6z8a"
+CK = "ck_01jd8x4k2m9q7r5t3v1w0y6z8a"
+JOB = "job_01jd8x4k2m9q7r5t3v1w0y6z8a"
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """The suite's settings with one allowed root for worker-local adapter folders."""
+    roots = tmp_path / "roots" / "adapters"
+    roots.mkdir(parents=True)
+    return Settings(
+        data_dir=tmp_path / "data", database_url=db_url, lease_seconds=30, lora_path_roots=[roots]
+    )
+
+
+@pytest.fixture
+def state(client: TestClient) -> AppState:
+    return client.app.state.loraplane
+
+
+def submit(client: TestClient, lora_path: str, *, rank: int | None = None, model_path: str = BASE):
+    model = {"model_path": model_path, "is_lora": True, "lora_path": lora_path}
+    if rank is not None:
+        model["lora_rank"] = rank
+    return client.post("/jobs", json={"actor": {"model": model}})
+
+
+# ---------------------------------------------------------------------------- parsing (no I/O)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (AD, LoraRef(kind="adapter", adapter_id=AD)),
+        ("support-bot:3", LoraRef(kind="adapter", name="support-bot", version=3)),
+        ("support-bot@prod", LoraRef(kind="adapter", name="support-bot", alias="prod")),
+        (f"https://lp.example/adapters/{AD}", LoraRef(kind="adapter", adapter_id=AD)),
+        (f"http://10.0.0.1:8000/prefix/adapters/{AD}/", LoraRef(kind="adapter", adapter_id=AD)),
+        (CK, LoraRef(kind="checkpoint", checkpoint_id=CK)),
+        (
+            f"https://lp.example/jobs/{JOB}/checkpoints/{CK}",
+            LoraRef(kind="checkpoint", job_id=JOB, checkpoint_id=CK),
+        ),
+        ("/mnt/adapters/bot", LoraRef(kind="local", path="/mnt/adapters/bot")),
+    ],
+)
+def test_parse_each_form(value: str, expected: LoraRef):
+    assert parse_lora_path(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("relative/folder", "not a form loraplane accepts"),
+        ("bot:v3", "not a form"),
+        ("ad_short", "not a form"),
+        (" bot:1", "surrounding spaces"),
+        ("file:///etc/passwd", "only http(s)"),
+        ("https://lp.example/adapters/", "…/adapters/{ad_id}"),
+        (f"https://lp.example/models/{AD}", "…/adapters/{ad_id}"),
+        (f"https://lp.example/adapters/{AD}?x=1", "no query"),
+    ],
+)
+def test_parse_rejects_other_forms(value: str, message: str):
+    with pytest.raises(InvalidLoraPath) as info:
+        parse_lora_path(value)
+    assert message in info.value.message
+    assert info.value.errors[0]["loc"] == "actor.model.lora_path"
+
+
+# ---------------------------------------------------------------------------- submit: forms
+
+
+def test_each_registry_form_resolves_to_its_adapter(client: TestClient, state: AppState):
+    v1 = make_adapter(state, seed=1)
+    v2 = make_adapter(state, seed=2)
+    client.put("/aliases/bot/prod", json={"adapter_id": v1.id})
+    url = client.get(f"/adapters/{v1.id}").json()["lora_path"]
+    forms = {
+        v1.id: v1.id,
+        "bot:1": v1.id,
+        "bot:2": v2.id,
+        "bot@prod": v1.id,
+        "bot@latest": v2.id,
+        url: v1.id,
+        # Only the path counts: the host is never contacted.
+        f"http://169.254.169.254/latest/adapters/{v2.id}": v2.id,
+    }
+    for lora_path, adapter_id in forms.items():
+        response = submit(client, lora_path, rank=8)
+        assert response.status_code == 201, (lora_path, response.text)
+        assert response.json()["parent_adapter_id"] == adapter_id, lora_path
+    # Without lora_rank the adapter's rank is used.
+    assert submit(client, "bot:1").status_code == 201
+
+
+def test_checkpoint_forms_resolve(client: TestClient, state: AppState):
+    parent = make_adapter(state)
+    with state.sessions() as session:
+        job = make_job(session, state=JobState.failed, parent=parent.id)
+        registry.record_checkpoint(
+            session,
+            job,
+            step=7,
+            attempt=1,
+            files=checkpoint_files(state.store, 7),
+            store=state.store,
+        )
+        session.commit()
+    (checkpoint,) = client.get(f"/jobs/{job.id}/checkpoints").json()["items"]
+    for lora_path in (checkpoint["lora_path"], checkpoint["id"]):
+        response = submit(client, lora_path, rank=8)
+        assert response.status_code == 201, response.text
+        # Continuing a checkpoint continues the line of the adapter its job started from.
+        assert response.json()["parent_adapter_id"] == parent.id
+
+
+def test_local_folder_under_the_roots(client: TestClient, settings: Settings):
+    root = settings.lora_path_roots[0]
+    response = submit(client, str(root / "bot" / "v1"), rank=8)
+    assert response.status_code == 201, response.text
+    assert response.json()["parent_adapter_id"] is None
+
+
+# ---------------------------------------------------------------------------- submit: rejections
+
+
+def assert_422(response, *needles: str) -> None:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] == "invalid_lora_path"
+    for needle in needles:
+        assert needle in body["detail"], (needle, body["detail"])
+
+
+def test_rejections_say_what_is_wrong(client: TestClient, state: AppState, settings: Settings):
+    lora = make_adapter(state, rank=8)
+    other_base = make_adapter(state, name="elsewhere", model_path="/models/other-base")
+    full = make_adapter(state, name="full-bot", kind="full")
+
+    assert_422(
+        submit(client, "ad_00000000000000000000000000", rank=8),
+        "no adapter ad_00000000000000000000000000",
+    )
+    assert_422(submit(client, "nobody:1", rank=8), "no adapter named 'nobody'")
+    assert_422(submit(client, "bot:9", rank=8), "has no version 9", "newest is 1")
+    assert_422(submit(client, "bot@prod", rank=8), "has no alias 'prod'")
+    assert_422(
+        submit(client, other_base.id, rank=8),
+        "base model '/models/other-base'",
+        f"model_path is '{BASE}'",
+    )
+    assert_422(submit(client, full.id, rank=8), "kind: full")
+    assert_422(submit(client, lora.id, rank=16), "lora_rank 16", "r=8")
+    assert_422(submit(client, "relative/folder", rank=8), "not a form")
+
+    outside = settings.lora_path_roots[0].parent / "elsewhere"
+    assert_422(submit(client, str(outside), rank=8), "outside the allowed roots")
+    escape = f"{settings.lora_path_roots[0]}/../../etc"
+    assert_422(submit(client, escape, rank=8), "may not contain `..`")
+    link = settings.lora_path_roots[0] / "sneaky"
+    os.symlink("/etc", link)
+    assert_422(submit(client, str(link / "x"), rank=8), "resolves to '/etc/x'", "outside")
+
+
+def test_local_paths_refused_when_no_roots(client: TestClient, state: AppState):
+    state.settings.lora_path_roots = []
+    assert_422(
+        submit(client, "/path/to/pretrained/lora/weights", rank=8),
+        "LORAPLANE_LORA_PATH_ROOTS is empty",
+    )
+
+
+def test_checkpoint_rejections(client: TestClient, state: AppState):
+    with state.sessions() as session:
+        full_job = make_job(session, is_lora=False, state=JobState.failed)
+        full_ck = registry.record_checkpoint(
+            session,
+            full_job,
+            step=1,
+            attempt=1,
+            store=state.store,
+            files=checkpoint_files(state.store, 1, lora=False),
+        )
+        lora_job = make_job(session, rank=8, state=JobState.succeeded)
+        old = registry.record_checkpoint(
+            session,
+            lora_job,
+            step=1,
+            attempt=1,
+            store=state.store,
+            files=checkpoint_files(state.store, 1),
+        )
+        registry.record_checkpoint(
+            session,
+            lora_job,
+            step=2,
+            attempt=1,
+            store=state.store,
+            files=checkpoint_files(state.store, 2),
+        )
+        registry.prune_checkpoints(session, lora_job.id, keep=1)
+        session.commit()
+    assert_422(submit(client, full_ck.id, rank=8), "holds no LoRA adapter")
+    assert_422(submit(client, old.id, rank=8), "was pruned")
+    assert_422(
+        submit(client, f"https://x/jobs/{full_job.id}/checkpoints/{old.id}", rank=8),
+        f"no checkpoint {old.id} of job {full_job.id}",
+    )
+    assert_422(submit(client, CK, rank=8), f"no checkpoint {CK}")
+
+
+def test_a_checkpoint_a_queued_job_continues_from_is_not_pruned(
+    client: TestClient, state: AppState
+):
+    with state.sessions() as session:
+        job = make_job(session, state=JobState.running)
+        first = registry.record_checkpoint(
+            session,
+            job,
+            step=1,
+            attempt=1,
+            store=state.store,
+            files=checkpoint_files(state.store, 1),
+        )
+        registry.record_checkpoint(
+            session,
+            job,
+            step=2,
+            attempt=1,
+            store=state.store,
+            files=checkpoint_files(state.store, 2),
+        )
+        session.commit()
+    assert submit(client, first.id, rank=8).status_code == 201
+    with state.sessions() as session:
+        assert registry.prune_checkpoints(session, job.id, keep=1) == []
+        session.commit()
+    steps = [c["step"] for c in client.get(f"/jobs/{job.id}/checkpoints").json()["items"]]
+    assert steps == [1, 2]
+
+
+# ---------------------------------------------------------------------------- claim time
+
+
+def test_resolve_source_for_the_worker(client: TestClient, state: AppState, settings: Settings):
+    v1 = make_adapter(state, seed=1)
+    v2 = make_adapter(state, seed=2)
+    client.put("/aliases/bot/prod", json={"adapter_id": v1.id})
+    job = submit(client, "bot@prod", rank=8).json()
+    client.put("/aliases/bot/prod", json={"adapter_id": v2.id})  # moved after submit
+
+    # (SQLite: one writer at a time, so no HTTP call while a session is open here.)
+    with state.sessions() as session:
+        pinned = resolve_source(
+            session, "bot@prod", settings, parent_adapter_id=job["parent_adapter_id"]
+        )
+        unpinned = resolve_source(session, "bot@prod", settings)
+        ck_job = make_job(session, state=JobState.running)
+        ck = registry.record_checkpoint(
+            session,
+            ck_job,
+            step=3,
+            attempt=1,
+            store=state.store,
+            files=checkpoint_files(state.store, 3),
+        )
+        session.commit()
+        from_ck = resolve_source(session, ck.id, settings)
+        local = resolve_source(session, str(settings.lora_path_roots[0] / "x"), settings)
+
+    assert (pinned.kind, pinned.adapter_id, pinned.rank) == ("adapter", v1.id, 8)
+    assert unpinned.adapter_id == v2.id
+    assert {f.name for f in pinned.files} == {"adapter_config.json", "adapter_model.safetensors"}
+    for f in pinned.files:
+        got = client.get(f.url)
+        assert got.status_code == 200 and got.headers["etag"] == f'"{f.sha256}"'
+
+    assert (from_ck.kind, from_ck.checkpoint_id, from_ck.job_id) == ("checkpoint", ck.id, ck_job.id)
+    assert sorted(f.name for f in from_ck.files) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    config = next(f for f in from_ck.files if f.name == "adapter_config.json")
+    assert config.url.endswith("/files/adapter/adapter_config.json")
+    assert json.loads(client.get(config.url).content)["r"] == 8
+
+    assert (local.kind, local.path, local.files) == (
+        "local",
+        os.path.realpath(settings.lora_path_roots[0] / "x"),
+        [],
+    )
