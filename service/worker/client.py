@@ -39,10 +39,10 @@ class WorkerClient:
     """Calls of the worker protocol; a 409 `lease_lost` raises LeaseLost."""
 
     def __init__(self, server: str, token: str | None = None, *, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None):
+                 http: httpx.Client | None = None):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=server.rstrip("/"), headers=headers,
-                                 timeout=timeout, transport=transport)
+        self.http = http or httpx.Client(base_url=server.rstrip("/"), headers=headers,
+                                         timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
