@@ -23,8 +23,10 @@ class EmbeddedServer(uvicorn.Server):
     jobs back through the still-running API), then the API."""
 
     def __init__(self, app: FastAPI, settings: Settings, *, log_level: str = "info"):
+        # Long-polling claims must not hold a shutdown up for their whole wait.
         super().__init__(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                        log_level=log_level.lower()))
+                                        log_level=log_level.lower(),
+                                        timeout_graceful_shutdown=5))
         self.settings = settings
         self.log_level = log_level
         self.workers: list[subprocess.Popen[bytes]] = []

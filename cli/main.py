@@ -108,8 +108,8 @@ def worker(
         once=once,
     )
     runner = Worker(options)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    signal.signal(signal.SIGINT, lambda *_: runner.stop())
+    signal.signal(signal.SIGTERM, runner.on_signal)
+    signal.signal(signal.SIGINT, runner.on_signal)
     runner.run()
 
 

@@ -57,7 +57,7 @@ class Release(BaseModel):
     summary="Claim the next queued job (long-poll); 204 when none arrived in time",
     responses={204: {"description": "No job"}, 422: ERRORS[422]},
 )
-async def claim(body: ClaimRequest, state: StateDep) -> Claim | Response:
+async def claim(body: ClaimRequest, request: Request, state: StateDep) -> Claim | Response:
     settings = state.settings
     deadline = time.monotonic() + min(body.wait_seconds, settings.claim_wait_seconds)
 
@@ -72,7 +72,7 @@ async def claim(body: ClaimRequest, state: StateDep) -> Claim | Response:
         if lease is not None:
             return lease
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or await request.is_disconnected():
             return Response(status_code=204)
         # Woken at once by a submit in this process; the poll covers other API replicas.
         await state.new_work.wait(min(remaining, settings.queue_poll_seconds))

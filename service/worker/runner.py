@@ -46,6 +46,10 @@ class WorkerOptions:
     once: bool = False  # stop after one job (tests, batch use)
 
 
+class WorkerStopped(Exception):
+    """Raised by the signal handler to break an idle worker out of its long-poll."""
+
+
 class JobRun:
     """One claimed job: the trainer's hooks, the heartbeat thread, and buffered reports."""
 
@@ -130,21 +134,33 @@ class Worker:
         self.client = client or WorkerClient(options.server, options.token)
         self.device = pick_device(options.device)
         self.stopping = threading.Event()
+        self.idle = False
         self.cache = BlobCache(options.work_dir / "cache")
 
     def stop(self) -> None:
         """Finish the current step, checkpoint, hand the job back, and exit."""
         self.stopping.set()
 
+    def on_signal(self, *_: object) -> None:
+        """Signal handler: stop; an idle worker leaves its long-poll at once."""
+        self.stop()
+        if self.idle:
+            raise WorkerStopped
+
     def run(self) -> None:
         log.info("worker %s on %s polling %s", self.options.worker_id, self.device,
                  self.options.server)
         while not self.stopping.is_set():
             try:
+                self.idle = True
                 lease = self.client.claim(self.options.worker_id,
                                           wait_seconds=self.options.wait_seconds,
                                           device=self.device)
+                self.idle = False
+            except WorkerStopped:
+                break
             except Exception:
+                self.idle = False
                 log.warning("claim failed; retrying", exc_info=True)
                 self.stopping.wait(2.0)
                 continue
@@ -187,6 +203,8 @@ class Worker:
                              retryable=retryable)
         except LeaseLost:
             log.warning("job %s: lease lost before the failure was reported", run.job_id)
+        except Exception:  # the server is away: its lease sweep will requeue the job
+            log.exception("job %s: could not report the failure", run.job_id)
 
     def _train(self, run: JobRun, lease: dict[str, Any], work_dir: Path) -> None:
         from service.trainer import resolve_model_dir, run_training
