@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.deps import AppState
-from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, worker
+from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
-from service import queue
+from service import auth, queue
 from service.artifacts import LocalArtifactStore
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
@@ -23,7 +23,7 @@ from service.spec import JobSpec
 log = logging.getLogger(__name__)
 
 ROUTERS = [health.router, jobs.router, worker.router, adapters.router, aliases.router,
-           checkpoints.router, datasets.router]
+           checkpoints.router, datasets.router, tokens.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             upgrade(engine)
+            _bootstrap_tokens(app.state.loraplane)
         sweeper = asyncio.create_task(_expire_leases_forever(app.state.loraplane))
         yield
         sweeper.cancel()
@@ -54,6 +55,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.include_router(router)
     _document_spec_schema(app)
     return app
+
+
+def _bootstrap_tokens(state: AppState) -> None:
+    settings = state.settings
+    with state.session(None) as session:
+        state.admin_token_file, state.worker_token = auth.bootstrap_tokens(
+            session, settings.data_dir, admin_token=settings.admin_token,
+            worker_token=settings.worker_token)
+        session.commit()
 
 
 async def _expire_leases_forever(state: AppState) -> None:

@@ -1,19 +1,25 @@
-"""Dependencies as typed aliases: settings, database session, app state."""
+"""Dependencies as typed aliases: settings, the caller, database sessions, app state."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import asyncio
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import db.scoping  # noqa: F401  (installs the project filter on every session)
 from service.artifacts import ArtifactStore
+from service.auth import Forbidden, Principal, Role, authenticate
 from service.settings import Settings
+
+PROJECT_HEADER = "X-Loraplane-Project"
 
 
 class WorkSignal:
@@ -42,9 +48,17 @@ class AppState:
     sessions: sessionmaker[Session]
     store: ArtifactStore
     new_work: WorkSignal = field(default_factory=WorkSignal)
+    admin_token_file: Path | None = None
+    worker_token: str | None = None
 
     async def notify_new_work(self) -> None:
         self.new_work.notify()
+
+    def session(self, project: str | None) -> Session:
+        """A session confined to `project` (None: every project, for workers and sweeps)."""
+        session = self.sessions()
+        session.info["project"] = project
+        return session
 
 
 def get_state(request: Request) -> AppState:
@@ -59,12 +73,53 @@ def get_store(request: Request) -> ArtifactStore:
     return get_state(request).store
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with get_state(request).sessions() as session:
+_bearer = HTTPBearer(auto_error=False, description="A loraplane token: `lp_tok_…`.")
+
+
+def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from its bearer token; an admin may act in another project by header."""
+    with get_state(request).session(None) as session:
+        principal = authenticate(session, credentials.credentials if credentials else None)
+    override = request.headers.get(PROJECT_HEADER)
+    if override and override != principal.project:
+        if principal.role is not Role.admin:
+            raise Forbidden(f"only an admin token may act in another project ({PROJECT_HEADER})")
+        principal = principal.model_copy(update={"project": override})
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Depends:
+    """A router dependency admitting only these roles (403 for the others)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise Forbidden(f"a {principal.role.value} token cannot do this (needs: {allowed})")
+        return principal
+
+    return Depends(check)
+
+
+def get_session(request: Request, principal: PrincipalDep) -> Iterator[Session]:
+    """A session that sees only the caller's project."""
+    with get_state(request).session(principal.project) as session:
+        yield session
+
+
+def get_worker_session(request: Request) -> Iterator[Session]:
+    """A session across projects: workers run any project's jobs, fenced by their lease."""
+    with get_state(request).session(None) as session:
         yield session
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+WorkerSessionDep = Annotated[Session, Depends(get_worker_session)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]

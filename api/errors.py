@@ -60,7 +60,9 @@ def status_for(exc: ServiceError) -> int:
 
 
 async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-    return problem(status_for(exc), exc.code, exc.message, exc.errors)
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(status, exc.code, exc.message, exc.errors, headers=headers)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

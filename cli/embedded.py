@@ -42,7 +42,7 @@ class EmbeddedServer(uvicorn.Server):
         await super().startup(sockets)
         env = {**os.environ, "LORAPLANE_DATA_DIR": str(self.settings.data_dir),
                "LORAPLANE_MODELS_DIR": str(self.settings.models_dir)}
-        token = getattr(self.settings, "worker_token", None)
+        token = self.config.app.state.loraplane.worker_token
         if token:
             env["LORAPLANE_WORKER_TOKEN"] = token
         for n in range(self.settings.workers):

@@ -54,7 +54,11 @@ def serve(
     typer.echo(f"loraplane: demo base model ready as 'demo-tiny-llama' ({demo})")
     typer.echo(f"loraplane: API on http://{settings.host}:{settings.port}  (docs at /docs), "
                f"{settings.workers} local worker(s)")
-    EmbeddedServer(create_app(settings), settings, log_level=log_level).run()
+    app_ = create_app(settings)
+    server = EmbeddedServer(app_, settings, log_level=log_level)
+    typer.echo(f"loraplane: admin token in {settings.data_dir / 'admin.token'} (mode 0600); "
+               "the CLI and SDK read it from there or from LORAPLANE_TOKEN")
+    server.run()
 
 
 @app.command()

@@ -22,9 +22,31 @@ from db.base import Base, JSONType, UTCDateTime, utcnow
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+DEFAULT_PROJECT = "default"
 
 
-class Job(Base):
+class ProjectScoped:
+    """Rows that belong to a project; a user's session sees only its project's (db/scoping.py)."""
+
+    project: Mapped[str] = mapped_column(String(100), default=DEFAULT_PROJECT, index=True)
+
+
+class ApiToken(Base):
+    """A bearer token; only the sha256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    project: Mapped[str] = mapped_column(String(100), default=DEFAULT_PROJECT)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Job(ProjectScoped, Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -69,7 +91,7 @@ class JobEvent(Base):
     __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
 
 
-class Dataset(Base):
+class Dataset(ProjectScoped, Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -81,7 +103,7 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Adapter(Base):
+class Adapter(ProjectScoped, Base):
     __tablename__ = "adapters"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -98,14 +120,15 @@ class Adapter(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (UniqueConstraint("name", "version"),)
+    __table_args__ = (UniqueConstraint("project", "name", "version"),)
 
 
-class AdapterName(Base):
+class AdapterName(ProjectScoped, Base):
     """One row per adapter name; its counter makes versions monotonic under concurrency."""
 
     __tablename__ = "adapter_names"
 
+    project: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     last_version: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -121,16 +144,17 @@ class AdapterFile(Base):
     size: Mapped[int] = mapped_column(BigInteger)
 
 
-class Alias(Base):
+class Alias(ProjectScoped, Base):
     __tablename__ = "aliases"
 
+    project: Mapped[str] = mapped_column(String(100), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     alias: Mapped[str] = mapped_column(String(100), primary_key=True)
     adapter_id: Mapped[str] = mapped_column(ForeignKey("adapters.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Checkpoint(Base):
+class Checkpoint(ProjectScoped, Base):
     __tablename__ = "checkpoints"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -43,6 +43,7 @@ class Job(BaseModel):
     """A training job as clients see it."""
 
     id: str
+    project: str
     name: str | None
     state: JobState
     priority: int

@@ -66,6 +66,8 @@ class SystemError_(ServiceError):
 HTTP_STATUS: dict[str, int] = {
     "invalid_spec": 422,
     "invalid_request": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
     "lease_lost": 409,

@@ -31,6 +31,7 @@ def to_job(row: models.Job) -> Job:
     """The public view of a job row."""
     return Job(
         id=row.id,
+        project=row.project,
         name=row.name,
         state=JobState(row.state),
         priority=row.priority,

@@ -269,11 +269,11 @@ def _insert(session: Session, model: type) -> Any:
     raise NotImplementedError(f"no upsert for {dialect}")
 
 
-def _next_version(session: Session, name: str) -> int:
+def _next_version(session: Session, project: str, name: str) -> int:
     """Bump the name's counter in one statement; concurrent callers queue on its row lock."""
-    stmt = _insert(session, models.AdapterName).values(name=name, last_version=1)
+    stmt = _insert(session, models.AdapterName).values(project=project, name=name, last_version=1)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[models.AdapterName.name],
+        index_elements=[models.AdapterName.project, models.AdapterName.name],
         set_={"last_version": models.AdapterName.last_version + 1},
     ).returning(models.AdapterName.last_version)
     return session.execute(stmt).scalar_one()
@@ -450,7 +450,8 @@ def register_adapter(
     row = models.Adapter(
         id=new_id("ad"),
         name=name,
-        version=_next_version(session, name),
+        project=job_row.project,
+        version=_next_version(session, job_row.project, name),
         kind=result.kind,
         base_model=spec.get("model_path", ""),
         base_fingerprint=result.base_fingerprint,
@@ -601,10 +602,10 @@ def set_alias(session: Session, name: str, alias: str, adapter_id: str) -> Alias
         )
     now = utcnow()
     stmt = _insert(session, models.Alias).values(
-        name=name, alias=alias, adapter_id=adapter_id, updated_at=now
+        project=target.project, name=name, alias=alias, adapter_id=adapter_id, updated_at=now
     )
     stmt = stmt.on_conflict_do_update(
-        index_elements=[models.Alias.name, models.Alias.alias],
+        index_elements=[models.Alias.project, models.Alias.name, models.Alias.alias],
         set_={"adapter_id": adapter_id, "updated_at": now},
     )
     session.execute(stmt)
@@ -685,19 +686,24 @@ def referenced_blobs(session: Session, sha256s: Iterable[str]) -> set[str]:
             select(models.AdapterFile.sha256)
             .where(models.AdapterFile.sha256.in_(wanted))
             .distinct()
+            .execution_options(unscoped=True)
         )
     )
     found |= set(
-        session.scalars(select(models.Dataset.sha256).where(models.Dataset.sha256.in_(wanted)))
+        session.scalars(
+            select(models.Dataset.sha256)
+            .where(models.Dataset.sha256.in_(wanted))
+            .execution_options(unscoped=True)
+        )
     )
     rest = wanted - found
     if rest:
         # A text prefilter portable across engines, confirmed on the parsed file lists.
         as_text = cast(models.Checkpoint.files, Text)
         lists = session.scalars(
-            select(models.Checkpoint.files).where(
-                models.Checkpoint.pruned.is_(False), or_(*(as_text.contains(s) for s in rest))
-            )
+            select(models.Checkpoint.files)
+            .where(models.Checkpoint.pruned.is_(False), or_(*(as_text.contains(s) for s in rest)))
+            .execution_options(unscoped=True)
         )
         for files in lists:
             found |= {f.get("sha256") for f in files} & rest
@@ -776,6 +782,7 @@ def record_checkpoint(
     if row is None:
         row = models.Checkpoint(
             id=new_id("ck"),
+            project=job_row.project,
             job_id=job_row.id,
             step=step,
             attempt=attempt,

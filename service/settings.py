@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Worker-local folders a lora_path may point into."
     )
     workers: int = Field(1, ge=0, description="Embedded worker processes `serve` starts.")
+    admin_token: str | None = Field(
+        None, description="Register this admin token at start (else one is made on first start "
+        "and written to data_dir/admin.token, mode 0600)."
+    )
+    worker_token: str | None = Field(
+        None, description="Register this worker token at start (else the embedded workers get "
+        "one of their own, data_dir/worker.token)."
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

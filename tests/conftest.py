@@ -69,7 +69,14 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    """The app, started, with a client that sends the bootstrap admin token."""
     from api.app import create_app
 
     with TestClient(create_app(settings)) as test_client:
+        authenticate_as_admin(test_client, settings)
         yield test_client
+
+
+def authenticate_as_admin(test_client: TestClient, settings: Settings) -> None:
+    token = (settings.data_dir / "admin.token").read_text().strip()
+    test_client.headers["Authorization"] = f"Bearer {token}"

@@ -49,10 +49,14 @@ class LiveServer:
             self.proc = subprocess.Popen(cmd, env=_env(self.data_dir, self.env), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         wait_ready(self.url, timeout, self.proc, self.log)
+        self.admin_token = (self.data_dir / "admin.token").read_text().strip()
+        self.worker_token = (self.data_dir / "worker.token").read_text().strip()
         return self
 
     def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+        """An httpx client for this server, authenticated with the bootstrap admin token."""
+        headers = {"Authorization": f"Bearer {self.admin_token}", **kwargs.pop("headers", {})}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 120) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -79,14 +83,13 @@ class LiveServer:
 
 
 class LiveWorker:
-    """`loraplane worker` in a subprocess against a live server."""
+    """`loraplane worker` in a subprocess against a live server, with its worker token."""
 
-    def __init__(self, server_url: str, data_dir: Path, *, env: dict[str, str] | None = None,
-                 token: str | None = None):
-        self.server_url = server_url
+    def __init__(self, server: LiveServer, data_dir: Path, *, env: dict[str, str] | None = None):
+        self.server_url = server.url
         self.data_dir = data_dir
         self.env = env or {}
-        self.token = token
+        self.token = server.worker_token
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveWorker:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import authenticate_as_admin
+
 YAML = {"content-type": "application/yaml"}
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -58,6 +60,7 @@ def test_rlinf_snippets_submit_and_read_back(settings, snippet: str, expected: d
     # The page's `lora_path` is a worker-local folder: the operator allows its root.
     settings.lora_path_roots = [Path("/path/to/pretrained")]
     with TestClient(create_app(settings)) as client:
+        authenticate_as_admin(client, settings)
         _check_snippet(client, snippet, expected)
 
 
@@ -222,6 +225,7 @@ def test_pagination_is_exact_while_jobs_are_added(client: TestClient, settings):
 
     def keep_adding() -> None:
         with TestClient(create_app(settings, migrate=False)) as other:
+            authenticate_as_admin(other, settings)
             while not stop.is_set() and len(added) < 40:
                 added.append(submit(other, NEW_LORA).json()["id"])
 
@@ -274,5 +278,7 @@ def test_readyz_fails_when_database_unreachable(tmp_path: Path):
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
         assert client.get("/healthz").status_code == 200
-        listing = client.get("/jobs")
+        from service.auth import new_token_value
+
+        listing = client.get("/jobs", headers={"Authorization": f"Bearer {new_token_value()}"})
         assert listing.status_code == 503

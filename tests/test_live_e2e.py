@@ -44,7 +44,7 @@ def _weights_sha(client: httpx.Client, job_id: str) -> str:
 
 def test_killed_worker_job_resumes_elsewhere_bit_identical(db_url: str, tmp_path: Path):
     with LiveServer(tmp_path / "api", db_url, env=SERVER_ENV) as server, server.client() as client:
-        first = LiveWorker(server.url, tmp_path / "w1").start()
+        first = LiveWorker(server, tmp_path / "w1").start()
         try:
             reference = client.post("/jobs", json=_spec("reference")).json()
             wait_for_job(client, reference["id"], {"succeeded"})
@@ -55,7 +55,7 @@ def test_killed_worker_job_resumes_elsewhere_bit_identical(db_url: str, tmp_path
             first.wait()
         finally:
             first.stop()
-        second = LiveWorker(server.url, tmp_path / "w2").start()
+        second = LiveWorker(server, tmp_path / "w2").start()
         try:
             done = wait_for_job(client, job["id"], {"succeeded", "failed"})
         finally:
@@ -72,7 +72,7 @@ def test_sigterm_hands_the_job_back_at_once(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     env = {"LORAPLANE_LEASE_SECONDS": "60"}  # a hand-back must not wait for the lease
     with LiveServer(tmp_path / "api", db, env=env) as server, server.client() as client:
-        worker = LiveWorker(server.url, tmp_path / "w1").start()
+        worker = LiveWorker(server, tmp_path / "w1").start()
         try:
             job = client.post("/jobs", json=_spec("handback")).json()
             running = _wait_step(client, job["id"], 30)
@@ -85,7 +85,7 @@ def test_sigterm_hands_the_job_back_at_once(tmp_path: Path):
         assert back["attempt"] == 0  # a hand-back spends no attempt
         steps = [c["step"] for c in client.get(f"/jobs/{job['id']}/checkpoints").json()["items"]]
         assert max(steps) >= running["progress"]["step"]  # checkpointed where it stopped
-        other = LiveWorker(server.url, tmp_path / "w2").start()
+        other = LiveWorker(server, tmp_path / "w2").start()
         try:
             done = wait_for_job(client, job["id"], {"succeeded", "failed"})
         finally:
@@ -96,7 +96,7 @@ def test_sigterm_hands_the_job_back_at_once(tmp_path: Path):
 def test_killing_the_api_loses_no_job(db_url: str, tmp_path: Path):
     spec = {**LONG, "runner": {"max_steps": 60, "save_interval": 20}}
     server = LiveServer(tmp_path / "api", db_url, env=SERVER_ENV).start()
-    worker = LiveWorker(server.url, tmp_path / "w1").start()
+    worker = LiveWorker(server, tmp_path / "w1").start()
     try:
         with server.client() as client:
             ids = [client.post("/jobs", json=spec).json()["id"] for _ in range(3)]

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import authenticate_as_admin
+
 from db.engine import make_engine, make_sessionmaker
 from service import queue
 from service.settings import Settings
@@ -86,6 +88,7 @@ def short_lease(db_url: str, tmp_path: Path):
     from api.app import create_app
 
     with TestClient(create_app(settings)) as client:
+        authenticate_as_admin(client, settings)
         yield client
 
 

@@ -200,7 +200,7 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(state: AppSt
     assert not errors, errors
     assert sorted(versions) == list(range(1, n + 1))
     with state.sessions() as session:
-        assert session.get(models.AdapterName, "race").last_version == n
+        assert session.get(models.AdapterName, ("default", "race")).last_version == n
 
 
 def test_missing_blob_registers_nothing(state: AppState):

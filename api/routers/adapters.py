@@ -9,15 +9,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, StoreDep, get_state
+from api.deps import SessionDep, StoreDep, get_state, require
 from api.downloads import blob_response, content_disposition, tar_stream
 from api.errors import Problem
+from service.auth import Role
 from service import registry
 from service.domain import Page
 from service.registry import Adapter
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/adapters", tags=["adapters"])
+router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)])
 
 ERRORS = {
     404: {"model": Problem, "description": "No such adapter or file"},

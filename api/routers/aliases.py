@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep
+from api.deps import SessionDep, require
 from api.errors import Problem
+from service.auth import Role
 from service import registry
 from service.registry import Alias
 
-router = APIRouter(prefix="/aliases", tags=["aliases"])
+router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)])
 
 ERRORS = {
     404: {"model": Problem, "description": "No such alias"},

@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, StateDep, StoreDep
+from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
 from api.downloads import blob_response
 from api.errors import Problem
+from service.auth import Role
 from service import datasets as dataset_service
 from service.datasets import MEDIA_TYPES, Dataset
 from service.domain import Page
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[require(Role.admin, Role.user)])
 
 ERRORS = {
     404: {"model": Problem, "description": "No such dataset"},
@@ -45,6 +46,7 @@ async def upload_dataset(
     request: Request,
     response: Response,
     state: StateDep,
+    principal: PrincipalDep,
     name: Annotated[
         str | None, Query(max_length=255, description="Default: the dataset id.")
     ] = None,
@@ -69,7 +71,7 @@ async def upload_dataset(
     )
 
     def register() -> Dataset:
-        with state.sessions() as session:
+        with state.session(principal.project) as session:
             dataset = dataset_service.register_dataset(
                 session, name=name, blob=blob, rows=rows, keys=keys
             )

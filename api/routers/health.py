@@ -7,8 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import StateDep
+from api.deps import StateDep, require
 from api.errors import problem
+from service.auth import Role
 from db.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -35,7 +36,7 @@ def readyz(state: StateDep) -> Response | dict[str, str]:
     return {"status": "ready", "schema": current or ""}
 
 
-@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics",
-            response_class=Response)
+@router.get("/metrics", operation_id="metrics", summary="Prometheus metrics (admin token)",
+            response_class=Response, dependencies=[require(Role.admin)])
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

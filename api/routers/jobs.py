@@ -10,14 +10,15 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, StateDep
+from api.deps import PrincipalDep, SessionDep, StateDep, require
 from api.errors import Problem
+from service.auth import Role
 from service import jobs as job_service
 from service.domain import TERMINAL_STATES, Job, JobEvent, JobState, Page, decode_cursor, encode_cursor
 from service.errors import Conflict, InvalidRequest, PayloadTooLarge
 from service.spec import JSON_TYPES, YAML_TYPES, JobSpec, parse_body
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)])
 
 ERRORS = {
     404: {"model": Problem, "description": "No such job"},
@@ -63,6 +64,7 @@ async def submit_job(
     request: Request,
     response: Response,
     state: StateDep,
+    principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Job:
     settings = state.settings
@@ -75,7 +77,7 @@ async def submit_job(
 
         parsed = parse_body(body, content_type, settings.max_spec_bytes)
         for _ in range(2):
-            with state.sessions() as session:
+            with state.session(principal.project) as session:
                 if idempotency_key:
                     existing = job_service.find_by_idempotency_key(session, idempotency_key, digest)
                     if existing is not None:
@@ -155,6 +157,7 @@ async def job_events(
     job_id: str,
     request: Request,
     state: StateDep,
+    principal: PrincipalDep,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -162,7 +165,7 @@ async def job_events(
     after = _after(cursor, last_event_id)
 
     def read(after_id: int) -> tuple[list[JobEvent], bool]:
-        with state.sessions() as session:
+        with state.session(principal.project) as session:
             events = job_service.list_events(session, job_id, after=after_id, limit=limit)
             ended = job_service.get_job(session, job_id).state in TERMINAL_STATES
             return events, ended

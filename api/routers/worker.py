@@ -13,9 +13,11 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, StateDep
+from api.deps import StateDep, WorkerSessionDep, require
+from api.downloads import blob_response
 from api.errors import Problem
 from api.routers.adapters import BaseUrlDep
+from service.auth import Role
 from service import dispatch, queue, registry
 from service.artifacts import Blob, validate_sha256
 from service.dispatch import CheckpointUpload, Claim
@@ -23,7 +25,8 @@ from service.domain import Job
 from service.queue import HeartbeatReply, JobFailure, WorkerEvent
 from service.registry import AdapterResult, Checkpoint
 
-router = APIRouter(prefix="/worker", tags=["worker"])
+router = APIRouter(prefix="/worker", tags=["worker"],
+                   dependencies=[require(Role.worker, Role.admin)])
 
 LeaseHeader = Annotated[str, Header(alias="X-Loraplane-Lease", min_length=1, max_length=40)]
 ERRORS = {
@@ -62,7 +65,7 @@ async def claim(body: ClaimRequest, request: Request, state: StateDep) -> Claim 
     deadline = time.monotonic() + min(body.wait_seconds, settings.claim_wait_seconds)
 
     def attempt() -> Claim | None:
-        with state.sessions() as session:
+        with state.session(None) as session:
             lease = dispatch.claim(session, settings, worker_id=body.worker_id)
             session.commit()
             return lease
@@ -80,7 +83,7 @@ async def claim(body: ClaimRequest, request: Request, state: StateDep) -> Claim 
 
 @router.post("/jobs/{job_id}/heartbeat", response_model=HeartbeatReply,
              operation_id="heartbeat_job", summary="Renew the lease", responses=ERRORS)
-def heartbeat(job_id: str, lease: LeaseHeader, session: SessionDep, state: StateDep) -> HeartbeatReply:
+def heartbeat(job_id: str, lease: LeaseHeader, session: WorkerSessionDep, state: StateDep) -> HeartbeatReply:
     reply = queue.heartbeat(session, job_id, lease, lease_seconds=state.settings.lease_seconds)
     session.commit()
     return reply
@@ -88,7 +91,7 @@ def heartbeat(job_id: str, lease: LeaseHeader, session: SessionDep, state: State
 
 @router.post("/jobs/{job_id}/events", status_code=204, operation_id="report_job_events",
              summary="Report log lines, metrics and progress", responses=ERRORS)
-def report(job_id: str, body: Report, lease: LeaseHeader, session: SessionDep) -> Response:
+def report(job_id: str, body: Report, lease: LeaseHeader, session: WorkerSessionDep) -> Response:
     queue.report(session, job_id, lease, events=body.events, step=body.step, total=body.total,
                  metrics=body.metrics)
     session.commit()
@@ -97,7 +100,7 @@ def report(job_id: str, body: Report, lease: LeaseHeader, session: SessionDep) -
 
 @router.post("/jobs/{job_id}/fail", response_model=Job, operation_id="fail_job",
              summary="Report a failed attempt", responses=ERRORS)
-def fail(job_id: str, body: JobFailure, lease: LeaseHeader, session: SessionDep) -> Job:
+def fail(job_id: str, body: JobFailure, lease: LeaseHeader, session: WorkerSessionDep) -> Job:
     job = queue.fail(session, job_id, lease, body)
     session.commit()
     return job
@@ -107,7 +110,7 @@ def fail(job_id: str, body: JobFailure, lease: LeaseHeader, session: SessionDep)
              summary="Hand a job back to the queue (after a checkpoint)", responses=ERRORS)
 async def release(job_id: str, body: Release, lease: LeaseHeader, state: StateDep) -> Job:
     def run() -> Job:
-        with state.sessions() as session:
+        with state.session(None) as session:
             job = queue.release(session, job_id, lease, reason=body.reason)
             session.commit()
             return job
@@ -119,7 +122,7 @@ async def release(job_id: str, body: Release, lease: LeaseHeader, state: StateDe
 
 @router.post("/jobs/{job_id}/cancelled", response_model=Job, operation_id="acknowledge_cancel",
              summary="Confirm a cancelled job has stopped", responses=ERRORS)
-def cancelled(job_id: str, lease: LeaseHeader, session: SessionDep) -> Job:
+def cancelled(job_id: str, lease: LeaseHeader, session: WorkerSessionDep) -> Job:
     job = queue.acknowledge_cancel(session, job_id, lease)
     session.commit()
     return job
@@ -138,7 +141,7 @@ async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHe
     validate_sha256(sha256)
 
     def check_lease() -> None:
-        with state.sessions() as session:
+        with state.session(None) as session:
             queue.fenced_row(session, job_id, lease)
             session.commit()
 
@@ -152,10 +155,25 @@ async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHe
     )
 
 
+@router.api_route(
+    "/jobs/{job_id}/inputs/{sha256}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    operation_id="download_job_input",
+    summary="Download an input of the held job (dataset, adapter, checkpoint file) by sha256",
+    responses=ERRORS,
+)
+def download_input(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
+                   session: WorkerSessionDep, state: StateDep) -> Response:
+    size = dispatch.input_blob(session, state.settings, job_id, lease, validate_sha256(sha256))
+    session.commit()
+    return blob_response(request, state.store, sha256=sha256, size=size, filename=sha256)
+
+
 @router.post("/jobs/{job_id}/checkpoints", status_code=201, response_model=Checkpoint,
              operation_id="add_job_checkpoint", summary="Record an uploaded checkpoint",
              responses=ERRORS)
-def add_checkpoint(job_id: str, body: CheckpointUpload, lease: LeaseHeader, session: SessionDep,
+def add_checkpoint(job_id: str, body: CheckpointUpload, lease: LeaseHeader, session: WorkerSessionDep,
                    state: StateDep, base_url: BaseUrlDep) -> Checkpoint:
     checkpoint = dispatch.add_checkpoint(session, state.store, job_id, lease, body,
                                          base_url=base_url)
@@ -166,7 +184,7 @@ def add_checkpoint(job_id: str, body: CheckpointUpload, lease: LeaseHeader, sess
 @router.post("/jobs/{job_id}/complete", response_model=Job, operation_id="complete_job",
              summary="Finish a job: it succeeds and its adapter is registered, together",
              responses=ERRORS)
-def complete(job_id: str, body: AdapterResult, lease: LeaseHeader, session: SessionDep,
+def complete(job_id: str, body: AdapterResult, lease: LeaseHeader, session: WorkerSessionDep,
              state: StateDep, base_url: BaseUrlDep) -> Job:
     job, freed = dispatch.complete(session, state.store, state.settings, job_id, lease, body,
                                    base_url=base_url)

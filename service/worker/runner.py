@@ -15,7 +15,7 @@ from service.errors import LeaseLost, ServiceError, UserError
 from service.fetch import BlobCache
 from service.ids import new_id
 from service.spec import JobSpec
-from service.worker.client import WorkerClient
+from service.worker.client import LEASE_HEADER, WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,7 @@ class Worker:
 
     def run_job(self, lease: dict[str, Any]) -> None:
         run = JobRun(self.client, lease, self.stopping)
+        self.client.http.headers[LEASE_HEADER] = run.lease_id  # input downloads are fenced
         beat = threading.Thread(target=run.heartbeat_forever, name=f"heartbeat-{run.job_id}",
                                 daemon=True)
         beat.start()
@@ -192,6 +193,7 @@ class Worker:
             code = "out_of_memory" if "OutOfMemoryError" in type(exc).__name__ else "system_error"
             self._report_failure(run, code, f"{type(exc).__name__}: {exc}", retryable=True)
         finally:
+            self.client.http.headers.pop(LEASE_HEADER, None)
             run.done.set()
             beat.join(timeout=5)
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -212,8 +214,9 @@ class Worker:
         spec = JobSpec.model_validate(run.job["spec"])
         work_dir.mkdir(parents=True, exist_ok=True)
         base = self._base_model(spec.actor.model.model_path)
-        train_files = [self._dataset(p, work_dir) for p in spec.data.train_data_paths]
-        val_files = [self._dataset(p, work_dir) for p in spec.data.val_data_paths or []]
+        datasets = lease.get("datasets") or {}
+        train_files = [self._dataset(p, datasets) for p in spec.data.train_data_paths]
+        val_files = [self._dataset(p, datasets) for p in spec.data.val_data_paths or []]
         init_adapter = self._lora_source(lease.get("lora_source"), work_dir / "init")
         resume = self._checkpoint(lease.get("checkpoint"), work_dir / "resume")
         if resume is not None:
@@ -258,15 +261,14 @@ class Worker:
             ensure_demo_model(self.options.models_dir)
         return model_path
 
-    def _dataset(self, reference: str, work_dir: Path) -> Path:
+    def _dataset(self, reference: str, datasets: dict[str, Any]) -> Path:
         from service.demo import demo_dataset_path
 
         if reference == "demo":
             return demo_dataset_path()
-        if reference.startswith("ds_"):
-            info = self.client.get(f"/datasets/{reference}")
-            return self.cache.fetch(self.client.http, f"/datasets/{reference}/content",
-                                    info["sha256"], info["size"])
+        if reference in datasets:
+            item = datasets[reference]
+            return self._fetch(item["url"], item["sha256"], item["size"])
         path = Path(reference)
         if not path.is_absolute() or not path.is_file():
             raise UserError(f"dataset {reference!r} is neither a dataset id (ds_…) nor a "
@@ -277,17 +279,29 @@ class Worker:
         """Download files (each verified by sha256, cached by hash) into one folder."""
         folder.mkdir(parents=True, exist_ok=True)
         for item in files:
-            cached = self.cache.fetch(self.client.http, item["url"], item["sha256"], item["size"])
+            cached = self._fetch(item["url"], item["sha256"], item["size"])
             target = folder / item["name"]
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cached, target)
         return folder
 
+    def _fetch(self, url: str, sha256: str, size: int) -> Path:
+        """A verified input from the configured server only: never a URL named elsewhere."""
+        if not url.startswith("/worker/"):
+            raise ServiceError(f"refusing to fetch {url!r}: inputs come from the server's "
+                               "worker paths only", code="invalid_input_url")
+        return self.cache.fetch(self.client.http, url, sha256, size)
+
     def _lora_source(self, source: dict[str, Any] | None, folder: Path) -> Path | None:
         if not source:
             return None
         if source["kind"] == "local":
-            return Path(source["path"])
+            path = Path(source["path"]).resolve()
+            roots = [Path(r).resolve() for r in self.options.lora_path_roots]
+            if not any(path.is_relative_to(root) for root in roots):
+                raise UserError(f"lora_path {source['path']} is not under a folder this worker "
+                                "allows (LORAPLANE_LORA_PATH_ROOTS)", code="invalid_lora_path")
+            return path
         return self._fetch_files(source["files"], folder)
 
     def _checkpoint(self, checkpoint: dict[str, Any] | None, folder: Path) -> Path | None:

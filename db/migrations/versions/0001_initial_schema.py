@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:43:18.987647
+Create Date: 2026-11-26 09:11:12.086954
 """
 
 from __future__ import annotations
@@ -19,9 +19,21 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('adapter_names',
+    sa.Column('project', sa.String(length=100), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('last_version', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('name', name=op.f('pk_adapter_names'))
+    sa.PrimaryKeyConstraint('project', 'name', name=op.f('pk_adapter_names'))
+    )
+    op.create_table('api_tokens',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('project', sa.String(length=100), nullable=False),
+    sa.Column('secret_sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens'))
     )
     op.create_table('datasets',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -31,8 +43,12 @@ def upgrade() -> None:
     sa.Column('rows', sa.Integer(), nullable=False),
     sa.Column('keys', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('project', sa.String(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets'))
     )
+    with op.batch_alter_table('datasets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_datasets_project'), ['project'], unique=False)
+
     op.create_table('jobs',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=True),
@@ -57,12 +73,14 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('project', sa.String(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_jobs_idempotency_key'))
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index('ix_jobs_claim', ['state', 'priority', 'created_at'], unique=False)
         batch_op.create_index('ix_jobs_lease', ['state', 'lease_expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_project'), ['project'], unique=False)
 
     op.create_table('adapters',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -78,11 +96,15 @@ def upgrade() -> None:
     sa.Column('parent_adapter_id', sa.String(length=40), nullable=True),
     sa.Column('metrics', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('project', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_adapters_job_id_jobs'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['parent_adapter_id'], ['adapters.id'], name=op.f('fk_adapters_parent_adapter_id_adapters')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_adapters')),
-    sa.UniqueConstraint('name', 'version', name=op.f('uq_adapters_name_version'))
+    sa.UniqueConstraint('project', 'name', 'version', name=op.f('uq_adapters_project_name_version'))
     )
+    with op.batch_alter_table('adapters', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_adapters_project'), ['project'], unique=False)
+
     op.create_table('checkpoints',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('job_id', sa.String(length=40), nullable=False),
@@ -92,11 +114,13 @@ def upgrade() -> None:
     sa.Column('files', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('pruned', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('project', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_checkpoints_job_id_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_checkpoints'))
     )
     with op.batch_alter_table('checkpoints', schema=None) as batch_op:
         batch_op.create_index('ix_checkpoints_job', ['job_id', 'step'], unique=False)
+        batch_op.create_index(batch_op.f('ix_checkpoints_project'), ['project'], unique=False)
 
     op.create_table('job_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -122,12 +146,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_adapter_files_sha256'), ['sha256'], unique=False)
 
     op.create_table('aliases',
+    sa.Column('project', sa.String(length=100), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('alias', sa.String(length=100), nullable=False),
     sa.Column('adapter_id', sa.String(length=40), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['adapter_id'], ['adapters.id'], name=op.f('fk_aliases_adapter_id_adapters')),
-    sa.PrimaryKeyConstraint('name', 'alias', name=op.f('pk_aliases'))
+    sa.PrimaryKeyConstraint('project', 'name', 'alias', name=op.f('pk_aliases'))
     )
 
 
@@ -142,14 +167,23 @@ def downgrade() -> None:
 
     op.drop_table('job_events')
     with op.batch_alter_table('checkpoints', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_checkpoints_project'))
         batch_op.drop_index('ix_checkpoints_job')
 
     op.drop_table('checkpoints')
+    with op.batch_alter_table('adapters', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_adapters_project'))
+
     op.drop_table('adapters')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_jobs_project'))
         batch_op.drop_index('ix_jobs_lease')
         batch_op.drop_index('ix_jobs_claim')
 
     op.drop_table('jobs')
+    with op.batch_alter_table('datasets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_datasets_project'))
+
     op.drop_table('datasets')
+    op.drop_table('api_tokens')
     op.drop_table('adapter_names')

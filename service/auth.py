@@ -1,0 +1,200 @@
+"""Bearer tokens: roles, projects, hashing, verification, bootstrap.
+
+A token reads `lp_<id>_<secret>`. Only the sha256 of the secret is stored; a presented
+token is found by its id and its secret compared in constant time. Revocation takes effect
+on the next request: every request looks the token up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db import models
+from db.base import utcnow
+from service.domain import Page, decode_cursor, encode_cursor
+from service.errors import InvalidRequest, NotFound, ServiceError
+from service.ids import new_id
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATTERN = re.compile(r"^lp_(tok_[0-9a-z]{26})_([A-Za-z0-9_-]{20,100})$")
+PROJECT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+ADMIN_TOKEN_FILE = "admin.token"
+WORKER_TOKEN_FILE = "worker.token"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    user = "user"
+    worker = "worker"
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+
+
+class Principal(BaseModel):
+    """Who is calling: the token's id, role and project."""
+
+    token_id: str
+    name: str
+    role: Role
+    project: str
+
+
+class TokenInfo(BaseModel):
+    id: str
+    name: str
+    role: Role
+    project: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewToken(TokenInfo):
+    token: str = Field(description="The bearer token. Shown once; only its hash is stored.")
+
+
+class TokenCreate(BaseModel):
+    role: Role
+    project: str = Field("default", pattern=PROJECT_PATTERN)
+    name: str = Field("", max_length=100)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _info(row: models.ApiToken) -> TokenInfo:
+    return TokenInfo(id=row.id, name=row.name, role=Role(row.role), project=row.project,
+                     created_at=row.created_at, revoked_at=row.revoked_at,
+                     last_used_at=row.last_used_at)
+
+
+def create_token(session: Session, request: TokenCreate, *, token: str | None = None) -> NewToken:
+    """A new token; pass `token` to register a given value (operator-provided secrets)."""
+    if token is not None:
+        match = TOKEN_PATTERN.match(token)
+        if not match:
+            raise InvalidRequest("a token must look like lp_tok_<26 chars>_<secret of 20+ chars>;"
+                                 " make one with `loraplane tokens create`", code="invalid_token")
+        token_id, secret = match.groups()
+    else:
+        token_id, secret = new_id("tok"), secrets.token_urlsafe(32)
+    row = models.ApiToken(id=token_id, name=request.name or f"{request.role.value} token",
+                          role=request.role.value, project=request.project,
+                          secret_sha256=_digest(secret), created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return NewToken(**_info(row).model_dump(), token=f"lp_{token_id}_{secret}")
+
+
+def new_token_value() -> str:
+    """A fresh token string (for operators who provision secrets before the server runs)."""
+    return f"lp_{new_id('tok')}_{secrets.token_urlsafe(32)}"
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    """The principal a bearer token stands for; 401 for a missing, unknown or revoked token."""
+    if not token:
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
+    match = TOKEN_PATTERN.match(token)
+    row = session.get(models.ApiToken, match.group(1)) if match else None
+    presented = _digest(match.group(2)) if match else _digest(token)
+    stored = row.secret_sha256 if row is not None else _digest("")
+    if row is None or not hmac.compare_digest(presented, stored) or row.revoked_at is not None:
+        raise Unauthorized("invalid or revoked token")
+    return Principal(token_id=row.id, name=row.name, role=Role(row.role), project=row.project)
+
+
+def list_tokens(session: Session, *, limit: int, cursor: str | None) -> Page[TokenInfo]:
+    stmt = select(models.ApiToken).order_by(models.ApiToken.id.desc()).limit(limit + 1)
+    if cursor:
+        stmt = stmt.where(models.ApiToken.id < str(decode_cursor(cursor)))
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[TokenInfo](items=[_info(r) for r in rows],
+                           next_cursor=encode_cursor(rows[-1].id) if more and rows else None)
+
+
+def revoke_token(session: Session, token_id: str) -> TokenInfo:
+    """Revoke a token; its next request is refused."""
+    row = session.get(models.ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no token {token_id!r}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    session.flush()
+    return _info(row)
+
+
+def ensure_token(session: Session, token: str, role: Role, name: str) -> None:
+    """Register an operator-given token value if it is not known yet (idempotent)."""
+    match = TOKEN_PATTERN.match(token)
+    if match and session.get(models.ApiToken, match.group(1)) is not None:
+        return
+    create_token(session, TokenCreate(role=role, name=name), token=token)
+
+
+def write_secret_file(path: Path, value: str) -> None:
+    """Write a secret readable by its owner only (created 0600, never widened)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.chmod(path, 0o600)
+
+
+def bootstrap_tokens(session: Session, data_dir: Path, *, admin_token: str | None,
+                     worker_token: str | None) -> tuple[Path, str]:
+    """First start: make an admin token (file `admin.token`, mode 0600) and a worker token for
+    the embedded workers (`worker.token`). Operator-given values are registered instead.
+    Returns the admin token file and the worker token."""
+    admin_file, worker_file = data_dir / ADMIN_TOKEN_FILE, data_dir / WORKER_TOKEN_FILE
+    if admin_token:
+        ensure_token(session, admin_token, Role.admin, "admin (from LORAPLANE_ADMIN_TOKEN)")
+    elif not admin_file.exists():
+        write_secret_file(admin_file, create_token(
+            session, TokenCreate(role=Role.admin, name="bootstrap admin")).token)
+    if worker_token:
+        ensure_token(session, worker_token, Role.worker, "worker (from LORAPLANE_WORKER_TOKEN)")
+    else:
+        worker_token = read_token_file(worker_file)
+        if worker_token is None or not _known(session, worker_token):
+            worker_token = create_token(
+                session, TokenCreate(role=Role.worker, name="embedded workers")).token
+            write_secret_file(worker_file, worker_token)
+    return admin_file, worker_token
+
+
+def _known(session: Session, token: str) -> bool:
+    try:
+        authenticate(session, token)
+        return True
+    except Unauthorized:
+        return False
+
+
+def read_token_file(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
