@@ -49,8 +49,10 @@ class LiveServer:
             self.proc = subprocess.Popen(cmd, env=_env(self.data_dir, self.env), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         wait_ready(self.url, timeout, self.proc, self.log)
-        self.admin_token = (self.data_dir / "admin.token").read_text().strip()
-        self.worker_token = (self.data_dir / "worker.token").read_text().strip()
+        self.admin_token = (self.env.get("LORAPLANE_ADMIN_TOKEN")
+                            or (self.data_dir / "admin.token").read_text().strip())
+        self.worker_token = (self.env.get("LORAPLANE_WORKER_TOKEN")
+                             or (self.data_dir / "worker.token").read_text().strip())
         return self
 
     def client(self, **kwargs) -> httpx.Client:

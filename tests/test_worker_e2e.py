@@ -208,3 +208,30 @@ def test_corrupt_upload_is_refused_and_nothing_registered(client: TestClient, se
     assert refused.status_code in (409, 422)
     assert client.get(f"/jobs/{job['id']}").json()["state"] == "running"
     assert client.get("/adapters").json()["items"] == []
+
+
+def test_cancel_running_job_stops_within_a_step(client: TestClient, settings):
+    import threading
+    import time
+
+    spec = json.loads(json.dumps(TINY))
+    spec["runner"].update(max_steps=5000, save_interval=-1)
+    settings.lease_seconds = 0.6  # heartbeat every 0.2 s carries the cancel to the worker
+    job = client.post("/jobs", json=spec).json()
+
+    def cancel_when_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if client.get(f"/jobs/{job['id']}").json()["progress"]["step"] >= 3:
+                client.post(f"/jobs/{job['id']}/cancel")
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_when_running)
+    canceller.start()
+    run_worker(client, settings)
+    canceller.join()
+    done = client.get(f"/jobs/{job['id']}").json()
+    assert done["state"] == "cancelled"
+    assert 3 <= done["progress"]["step"] < 5000
+    assert done["adapter_id"] is None
