@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, metrics
 from api.deps import AppState
 from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
 from db.engine import make_engine, make_sessionmaker
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                                    sessions=make_sessionmaker(engine),
                                    store=LocalArtifactStore(settings.artifacts_dir))
     errors.install(app)
+    app.state.metrics = metrics.install(app)
     for router in ROUTERS:
         app.include_router(router)
     _document_spec_schema(app)

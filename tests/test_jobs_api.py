@@ -282,3 +282,10 @@ def test_readyz_fails_when_database_unreachable(tmp_path: Path):
 
         listing = client.get("/jobs", headers={"Authorization": f"Bearer {new_token_value()}"})
         assert listing.status_code == 503
+
+
+def test_metrics_count_jobs_and_requests(client: TestClient):
+    submit(client, NEW_LORA)
+    text = client.get("/metrics").text
+    assert 'loraplane_jobs{state="queued"} 1.0' in text
+    assert 'loraplane_http_requests_total{method="POST",route="/jobs",status="201"} 1.0' in text
