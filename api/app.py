@@ -98,6 +98,12 @@ def _document_spec_schema(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(spec_schema.pop("$defs", {}))
         components["JobSpec"] = spec_schema
+        # A job's `spec` is that JobSpec with its defaults filled in: say so, so clients get
+        # a typed spec (and the generated SDK no inline "JobSpec" clashing with this one).
+        job_spec = components["Job"]["properties"]["spec"]
+        components["Job"]["properties"]["spec"] = {
+            "$ref": "#/components/schemas/JobSpec", "description": job_spec.get("description", "")}
+        errors.document_problem_responses(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

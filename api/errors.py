@@ -36,6 +36,37 @@ class Problem(BaseModel):
     errors: list[FieldProblem] = []
 
 
+# Every route behind a token documents these (routers pass them as `responses`).
+AUTH_ERRORS: dict[int | str, dict] = {
+    401: {"model": Problem, "description": "Missing, unknown or revoked bearer token"},
+    403: {"model": Problem, "description": "The token's role or project may not do this"},
+}
+
+
+def document_problem_responses(schema: dict[str, Any]) -> None:
+    """Say in the OpenAPI document what error responses really are: `application/problem+json`
+    bodies of the `Problem` schema (FastAPI would document them as `application/json`)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "Problem" not in components:
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem_schema.pop("$defs", {}))
+        components["Problem"] = problem_schema
+    body = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            if "requestBody" in operation:  # FastAPI's answer to a body it cannot decode
+                operation.setdefault("responses", {}).setdefault(
+                    "400", {"description": "The body could not be decoded"})
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] not in ("4", "5"):
+                    continue
+                content = response.get("content") or {}
+                content.pop("application/json", None)  # FastAPI's rendering of the model
+                response["content"] = {PROBLEM: body, **content}
+
+
 def problem(status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None,
             headers: dict[str, str] | None = None) -> JSONResponse:
     body = {

@@ -1,7 +1,14 @@
-"""Benchmark: LoRA vs full fine-tuning of a ~0.5B Llama (built from a config) through run_training.
+"""Benchmark: LoRA vs full fine-tuning of a ~0.5B Llama (built from a config) through run_training,
+each against a bare peft / torch loop on the same model, data, batch, precision and seed.
 
-Reports median tokens/s (first steps excluded as warm-up), peak GPU memory and trainable
-parameters for each mode, as JSON in `<out>/gpu_bench.json` and as a table on stdout.
+Modes: `lora` and `full` run the service's trainer (`run_training`, what a worker calls);
+`bare-lora` (get_peft_model + AdamW) and `bare-full` (AdamW on every parameter) are plain loops
+written here, fed the very same batches (built with the trainer's data functions), with the
+trainer's numerics: fp32 master weights under `torch.autocast(bf16)`, loss over answer tokens,
+clip 1.0. Reports median tokens/s (first steps excluded as warm-up), peak GPU memory
+(`torch.cuda.max_memory_allocated`, reset per mode) and trainable parameters for each mode, and
+trainer/bare ratios, as JSON in `<out>/gpu_bench.json`, as a table, and as one summary line.
+Exits with an error when no CUDA device is visible (unless `--device cpu`).
 
     python bench/gpu_train.py --out "$OUT"            # on a CUDA machine
     python bench/gpu_train.py --size tiny --device cpu --steps 4   # smoke test anywhere
@@ -10,6 +17,7 @@ parameters for each mode, as JSON in `<out>/gpu_bench.json` and as a table on st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -25,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.demo import build_demo_model
-from service.spec import JobSpec
+from service.spec import DEFAULT_TARGET_MODULES, JobSpec
 from service.trainer import run_training
 
 logger = logging.getLogger("bench.gpu_train")
@@ -136,6 +144,118 @@ def bench_one(mode: str, model_dir: Path, data: Path, work: Path, args: argparse
     return out
 
 
+def bare_one(mode: str, model_dir: Path, data: Path, args: argparse.Namespace) -> dict:
+    """The baseline: a hand-written peft (LoRA) or torch (full) loop, same batches and numerics."""
+    import torch.nn.functional as F
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from service.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples
+
+    lora = mode == "bare-lora"
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision) if cuda else None
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    examples, _ = load_examples(
+        [data],
+        tokenizer,
+        prompt_key="prompt",
+        answer_key="answer",
+        max_length=args.seq_len,
+        append_eos=True,
+    )
+    torch.manual_seed(42)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), local_files_only=True, dtype=torch.float32
+    )
+    if lora:
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=args.rank,
+                lora_alpha=args.rank,
+                lora_dropout=0.0,
+                init_lora_weights="gaussian",
+                target_modules=list(DEFAULT_TARGET_MODULES),
+                task_type="CAUSAL_LM",
+            ),
+        )
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4 if lora else 1e-5)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    metrics = []
+    per_epoch = -(-len(examples) // args.micro_batch)
+    for step in range(args.steps):
+        t0 = time.perf_counter()
+        epoch, position = divmod(step, per_epoch)
+        order = epoch_order(len(examples), seed=42, epoch=epoch, shuffle=True)  # as the trainer
+        chosen = order[position * args.micro_batch : (position + 1) * args.micro_batch]
+        batch = collate([examples[i] for i in chosen], tokenizer.pad_token_id)
+        ids, mask, labels = (
+            batch[k].to(device, non_blocking=True)
+            for k in ("input_ids", "attention_mask", "labels")
+        )
+        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        loss = (
+            F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                labels[:, 1:].reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
+            / (labels[:, 1:] != IGNORE_INDEX).sum()
+        )
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        value = float(loss.detach())  # synchronises with the device
+        tokens = float(batch["attention_mask"].sum())
+        metrics.append(
+            {"loss": value, "tokens": tokens, "tokens_per_s": tokens / (time.perf_counter() - t0)}
+        )
+        logger.info(
+            "%s step %d/%d loss %.4f tokens/s %.0f",
+            mode,
+            step + 1,
+            args.steps,
+            value,
+            metrics[-1]["tokens_per_s"],
+        )
+    wall = time.perf_counter() - started
+    measured = metrics[args.warmup :] or metrics
+    out = {
+        "mode": mode,
+        "steps": args.steps,
+        "tokens_per_step": measured[0]["tokens"],
+        "tokens_per_s_median": statistics.median(m["tokens_per_s"] for m in measured),
+        "step_time_s_median": statistics.median(m["tokens"] / m["tokens_per_s"] for m in measured),
+        "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "trainable_params": sum(p.numel() for p in params),
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "first_loss": metrics[0]["loss"],
+        "last_loss": metrics[-1]["loss"],
+        "wall_s_including_load_and_save": wall,
+        "output_bytes": None,
+    }
+    del model, optimizer, params
+    gc.collect()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
@@ -147,11 +267,20 @@ def main() -> int:
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--rank", type=int, default=16)
-    parser.add_argument("--modes", default="lora,full")
+    parser.add_argument("--modes", default="lora,bare-lora,full,bare-full")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("no CUDA device; use --device cpu --size tiny for a smoke test")
+        print(
+            "gpu_train: FAILED: no CUDA device visible to torch "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); run it on a GPU "
+            "machine, or use --device cpu --size tiny for a smoke test",
+            file=sys.stderr,
+        )
+        return 2
 
     with tempfile.TemporaryDirectory(prefix="loraplane-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -162,7 +291,10 @@ def main() -> int:
         data = tmp_path / "bench.jsonl"
         write_dataset(data, args.micro_batch * (args.steps + 1), args.seq_len)
         results = [
-            bench_one(mode, model_dir, data, tmp_path, args) for mode in args.modes.split(",")
+            bare_one(mode, model_dir, data, args)
+            if mode.startswith("bare-")
+            else bench_one(mode, model_dir, data, tmp_path, args)
+            for mode in args.modes.split(",")
         ]
 
     report = {
@@ -175,14 +307,48 @@ def main() -> int:
         "lora_rank": args.rank,
         "results": results,
     }
-    print(f"{'mode':<6}{'tokens/s':>12}{'step s':>9}{'peak GiB':>10}{'trainable':>14}{'loss':>16}")
+    print(f"{'mode':<10}{'tokens/s':>12}{'step s':>9}{'peak GiB':>10}{'trainable':>14}{'loss':>16}")
     for r in results:
         peak = f"{r['peak_gpu_memory_gib']:.2f}" if r["peak_gpu_memory_gib"] is not None else "-"
         print(
-            f"{r['mode']:<6}{r['tokens_per_s_median']:>12.0f}{r['step_time_s_median']:>9.3f}"
+            f"{r['mode']:<10}{r['tokens_per_s_median']:>12.0f}{r['step_time_s_median']:>9.3f}"
             f"{peak:>10}{r['trainable_params']:>14,}"
             f"{r['first_loss']:>8.3f}->{r['last_loss']:.3f}"
         )
+    by_mode = {r["mode"]: r for r in results}
+    parts = []
+    for mode in ("lora", "full"):
+        if mode in by_mode:
+            r = by_mode[mode]
+            peak = r["peak_gpu_memory_gib"]
+            part = f"{mode} {r['tokens_per_s_median']:.0f} tokens/s" + (
+                f", peak {peak:.2f} GiB" if peak is not None else ""
+            )
+            bare = by_mode.get(f"bare-{mode}")
+            if bare:
+                part += (
+                    f" (bare loop {bare['tokens_per_s_median']:.0f} tokens/s, ratio "
+                    f"{r['tokens_per_s_median'] / bare['tokens_per_s_median']:.3f}"
+                    + (
+                        f", peak {bare['peak_gpu_memory_gib']:.2f} GiB"
+                        if bare["peak_gpu_memory_gib"] is not None
+                        else ""
+                    )
+                    + ")"
+                )
+            parts.append(part)
+    if "lora" in by_mode and "full" in by_mode and by_mode["lora"]["peak_gpu_memory_gib"]:
+        lora, full = by_mode["lora"], by_mode["full"]
+        parts.append(
+            f"full/LoRA memory {full['peak_gpu_memory_gib'] / lora['peak_gpu_memory_gib']:.1f}x"
+        )
+    device = report["device"]
+    print(
+        f"gpu_train: {args.size} Llama ({results[0]['total_params'] / 1e6:.1f}M params), "
+        f"{args.precision}, batch {args.micro_batch} x {args.seq_len}, {args.steps} steps on "
+        f"{device}: " + "; ".join(parts)
+    )
+    report["by_mode"] = by_mode
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu_bench.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -29,11 +29,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine  # noqa: E402
+from _common import ROOT, machine
 
 # ~85M parameters (~340 MB in fp32), byte vocabulary: almost all of it in the decoder layers.
-MODEL = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12,
-         "num_attention_heads": 12, "num_key_value_heads": 4}
+MODEL = {
+    "hidden_size": 768,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 4,
+}
 RANK, BATCH, SEED = 16, 8, 42
 
 
@@ -84,38 +89,80 @@ def child(mode: str, model_dir: Path, steps: int, device: str, work: Path) -> di
     cuda = device.startswith("cuda")
     model = {"model_path": str(model_dir), "precision": "bf16" if cuda else "fp32"}
     model |= {"is_lora": True, "lora_rank": RANK} if mode == "lora" else {"is_lora": False}
-    spec = JobSpec.model_validate({
-        "actor": {"model": model, "micro_batch_size": BATCH, "global_batch_size": BATCH,
-                  "seed": SEED, "optim": {"lr": 1e-4 if mode == "lora" else 1e-5}},
-        "data": {"train_data_paths": ["demo"]},
-        "runner": {"max_steps": steps, "save_interval": -1},
-    })
+    spec = JobSpec.model_validate(
+        {
+            "actor": {
+                "model": model,
+                "micro_batch_size": BATCH,
+                "global_batch_size": BATCH,
+                "seed": SEED,
+                "optim": {"lr": 1e-4 if mode == "lora" else 1e-5},
+            },
+            "data": {"train_data_paths": ["demo"]},
+            "runner": {"max_steps": steps, "save_interval": -1},
+        }
+    )
     hooks = Hooks(cuda)
     before = rss_kib()  # libraries loaded, no model yet
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         before_gpu = torch.cuda.memory_allocated()
-    result = run_training(spec, base_model_dir=model_dir, train_files=[demo_dataset_path()],
-                          val_files=[], init_adapter_dir=None, resume_dir=None,
-                          work_dir=work / mode, device=device, hooks=hooks)
+    result = run_training(
+        spec,
+        base_model_dir=model_dir,
+        train_files=[demo_dataset_path()],
+        val_files=[],
+        init_adapter_dir=None,
+        resume_dir=None,
+        work_dir=work / mode,
+        device=device,
+        hooks=hooks,
+    )
     peak = (torch.cuda.max_memory_allocated() - before_gpu) if cuda else (hwm_kib() - before) * 1024
     step_times = [m["tokens"] / m["tokens_per_s"] for m in hooks.metrics[1:]]
-    return {"mode": mode, "peak_bytes": peak, "memory": "cuda_max_allocated" if cuda else "rss",
-            "whole_run_peak_rss_bytes": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                         - before) * 1024,
-            "step_s": statistics.median(step_times), "tokens_per_step": hooks.metrics[-1]["tokens"],
-            "trainable": result.trainable_params, "total": result.total_params,
-            "loss": [hooks.metrics[0]["loss"], hooks.metrics[-1]["loss"]],
-            "output_bytes": sum(p.stat().st_size for p in result.output_dir.iterdir())}
+    return {
+        "mode": mode,
+        "peak_bytes": peak,
+        "memory": "cuda_max_allocated" if cuda else "rss",
+        "whole_run_peak_rss_bytes": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        * 1024,
+        "step_s": statistics.median(step_times),
+        "tokens_per_step": hooks.metrics[-1]["tokens"],
+        "trainable": result.trainable_params,
+        "total": result.total_params,
+        "loss": [hooks.metrics[0]["loss"], hooks.metrics[-1]["loss"]],
+        "output_bytes": sum(p.stat().st_size for p in result.output_dir.iterdir()),
+    }
 
 
 def run_child(mode: str, model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
-           "MKL_NUM_THREADS": str(args.threads), "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "PYTHONWARNINGS": "ignore",
+    }
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--model-dir", str(model_dir),
-         "--steps", str(args.steps), "--device", args.device, "--work", str(work)],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--model-dir",
+            str(model_dir),
+            "--steps",
+            str(args.steps),
+            "--device",
+            args.device,
+            "--work",
+            str(work),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{mode} run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -127,8 +174,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2, help="lora/full pairs, alternated")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: steady timings on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: steady timings on a shared machine)",
+    )
     parser.add_argument("--child", choices=["lora", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -161,15 +212,17 @@ def main() -> None:
     step_f = min(r["step_s"] for r in full)
     trainable, total = lora[0]["trainable"], lora[0]["total"]
     what = "peak CUDA allocated" if args.device.startswith("cuda") else "peak RSS delta in training"
-    print(f"lora_vs_full: {what} LoRA {mem_l / 2**20:.0f} MiB vs full {mem_f / 2**20:.0f} MiB "
-          f"(LoRA/full {mem_l / mem_f:.2f}, {mem_f / mem_l:.1f}x less); step time LoRA "
-          f"{step_l * 1e3:.0f} ms vs full {step_f * 1e3:.0f} ms (LoRA/full {step_l / step_f:.2f}); "
-          f"trainable {trainable:,} of {total:,} params ({100 * trainable / total:.2f}%; full "
-          f"trains {full[0]['trainable']:,}); output {lora[0]['output_bytes'] / 2**20:.1f} MiB vs "
-          f"{full[0]['output_bytes'] / 2**20:.0f} MiB; run_training on {args.device}, 85M Llama "
-          f"(built in {built:.0f} s), LoRA r={RANK}, batch {BATCH} x "
-          f"{lora[0]['tokens_per_step']:.0f} tokens, {args.steps} steps, best of {args.rounds}, "
-          f"{args.threads} thread(s); {machine()}")
+    print(
+        f"lora_vs_full: {what} LoRA {mem_l / 2**20:.0f} MiB vs full {mem_f / 2**20:.0f} MiB "
+        f"(LoRA/full {mem_l / mem_f:.2f}, {mem_f / mem_l:.1f}x less); step time LoRA "
+        f"{step_l * 1e3:.0f} ms vs full {step_f * 1e3:.0f} ms (LoRA/full {step_l / step_f:.2f}); "
+        f"trainable {trainable:,} of {total:,} params ({100 * trainable / total:.2f}%; full "
+        f"trains {full[0]['trainable']:,}); output {lora[0]['output_bytes'] / 2**20:.1f} MiB vs "
+        f"{full[0]['output_bytes'] / 2**20:.0f} MiB; run_training on {args.device}, 85M Llama "
+        f"(built in {built:.0f} s), LoRA r={RANK}, batch {BATCH} x "
+        f"{lora[0]['tokens_per_step']:.0f} tokens, {args.steps} steps, best of {args.rounds}, "
+        f"{args.threads} thread(s); {machine()}"
+    )
 
 
 if __name__ == "__main__":

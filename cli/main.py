@@ -9,12 +9,38 @@ from typing import Annotated
 
 import typer
 
+from cli.common import EXIT_CODES_HELP, Remote
+from cli.jobs import jobs_app, submit
+from cli.registry import adapters_app, datasets_app
+from cli.tokens import tokens_app
+
 app = typer.Typer(
     name="loraplane",
     help="Self-hosted service for the whole life of LoRA adapters.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.command(epilog=EXIT_CODES_HELP)(submit)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(tokens_app, name="tokens")
+
+
+@app.callback()
+def _connection(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Option(
+        envvar="LORAPLANE_SERVER", show_default=False,
+        help="The API's base URL for client commands (default: http://127.0.0.1:8000).")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="LORAPLANE_TOKEN", show_default=False,
+        help="API token for client commands (default: LORAPLANE_ADMIN_TOKEN, else "
+             "$LORAPLANE_DATA_DIR/admin.token, else ./.loraplane/admin.token).")] = None,
+) -> None:
+    """Self-hosted service for the whole life of LoRA adapters."""
+    ctx.obj = Remote(server, token)
 
 
 def _set_env(name: str, value: object | None) -> None:

@@ -17,6 +17,11 @@ python=${PYTHON:-python3}
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 args=(--quiet)
 [ -n "$constraints" ] && args+=(-c "$here/$constraints")
+# The SDK (clients/python, distribution loraplane-client) first: the worker and the CLI speak
+# to the server through it. It is absent from the image's dependency-only layer.
+if [ -f "$here/clients/python/pyproject.toml" ]; then
+  "$venv/bin/python" -m pip install "${args[@]}" -e "$here/clients/python"
+fi
 target="$here"
 [ -n "$extras" ] && target="$here[$extras]"
 "$venv/bin/python" -m pip install "${args[@]}" -e "$target"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db import models
 from service import queue, registry
-from service.domain import Job, JobState
+from service.domain import MAX_INT, Job, JobState, json_safe
 from service.errors import NotFound, ServiceError
 from service.jobs import record_state, to_job
 from service.lora_path import LoraSource, SourceFile, resolve_source
@@ -49,7 +49,7 @@ class Claim(Lease, JobInputs):
 
 
 class CheckpointUpload(BaseModel):
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_INT)
     files: list[FileRef] = Field(min_length=1, max_length=1000)
 
 
@@ -139,6 +139,7 @@ def complete(session: Session, store: ArtifactStore, settings: Settings, job_id:
         record_state(session, row, JobState.cancelled, reason="cancelled by user")
         session.flush()
         return to_job(row), []
+    result = result.model_copy(update={"metrics": json_safe(result.metrics)})
     adapter = registry.register_adapter(session, row, result, store=store, base_url=base_url)
     row.metrics = result.metrics or row.metrics
     row.error = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -81,10 +82,32 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MIN_BIGINT, MAX_BIGINT = -(2**63), 2**63 - 1
+MAX_INT = 2**31 - 1  # INTEGER columns (steps, ranks) on PostgreSQL
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, ±Infinity: a skipped fp16 step's grad norm)
+    replaced by None: PostgreSQL's JSON columns refuse them, and JSON cannot carry them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def decode_cursor(cursor: str) -> Any:
     """Decode an opaque cursor; a tampered one is a 422, never a 500."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError):
         raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor") from None
+    # No cursor is a boolean, nor an integer no column holds (both would fail in SQL).
+    if isinstance(value, bool) or (
+        isinstance(value, int) and not MIN_BIGINT <= value <= MAX_BIGINT
+    ):
+        raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
+    return value

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from db import models
 from db.base import utcnow
+from db.scoping import project_for_new_rows
 from service.domain import (
     TERMINAL_STATES,
     Job,
@@ -74,8 +75,18 @@ def record_state(session: Session, row: models.Job, new: JobState, **detail: Any
     add_event(session, row.id, "state", {"from": old, "to": new.value, **detail})
 
 
+def stored_idempotency_key(session: Session, key: str) -> str:
+    """Idempotency keys belong to a project: stored as `{project}/{sha256(key)}`, so the same
+    key in another project neither collides with nor reveals this one (the column is unique
+    across projects)."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{project_for_new_rows(session)}/{digest}"
+
+
 def find_by_idempotency_key(session: Session, key: str, digest: str) -> Job | None:
-    row = session.scalar(select(models.Job).where(models.Job.idempotency_key == key))
+    # Keys stored before they were namespaced are still found (in their own project only).
+    keys = [stored_idempotency_key(session, key), key]
+    row = session.scalar(select(models.Job).where(models.Job.idempotency_key.in_(keys)))
     if row is None:
         return None
     if row.request_hash != digest:
@@ -106,7 +117,9 @@ def submit_job(
         priority=spec.priority,
         spec=spec.model_dump(mode="json"),
         ignored_keys=parsed.ignored_keys,
-        idempotency_key=idempotency_key,
+        idempotency_key=(
+            stored_idempotency_key(session, idempotency_key) if idempotency_key else None
+        ),
         request_hash=digest,
         attempt=0,
         max_attempts=max_attempts,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from db import models
 from db.base import utcnow
-from service.domain import ACTIVE_STATES, Job, JobState
+from service.domain import ACTIVE_STATES, Job, JobState, json_safe
 from service.errors import LeaseLost
 from service.ids import new_id
 from service.jobs import add_event, record_state, to_job
@@ -136,13 +136,13 @@ def report(
     """Store a worker's log lines and metrics, and its progress."""
     row = fenced_row(session, job_id, lease_id)
     for event in events:
-        add_event(session, job_id, event.kind, event.data)
+        add_event(session, job_id, event.kind, json_safe(event.data))
     if step is not None:
         row.progress_step = step
     if total is not None:
         row.progress_total = total
     if metrics is not None:
-        row.metrics = metrics
+        row.metrics = json_safe(metrics)
     session.flush()
 
 

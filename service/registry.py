@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from service.artifacts import ArtifactStore
-from service.domain import JobState, Page, decode_cursor, encode_cursor
+from service.domain import (
+    MAX_BIGINT,
+    MAX_INT,
+    JobState,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    json_safe,
+)
 from service.errors import Conflict, InvalidArtifact, InvalidRequest, NotFound
 from service.ids import new_id
 
@@ -56,7 +64,7 @@ class FileRef(BaseModel):
 
     name: str = Field(min_length=1, max_length=255, description="Relative path, `/`-separated.")
     sha256: str = SHA256
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_BIGINT)
 
 
 class AdapterResult(BaseModel):
@@ -65,9 +73,9 @@ class AdapterResult(BaseModel):
     kind: Literal["lora", "full"]
     files: list[FileRef] = Field(min_length=1)
     rank: int | None = Field(
-        None, ge=1, description="LoRA rank r; read from adapter_config.json if null."
+        None, ge=1, le=MAX_INT, description="LoRA rank r; read from adapter_config.json if null."
     )
-    alpha: float | None = Field(None, gt=0)
+    alpha: float | None = Field(None, gt=0, allow_inf_nan=False)
     target_modules: list[str] = Field(
         default_factory=list, description="Module names actually wrapped."
     )
@@ -246,6 +254,16 @@ def _read_json_blob(store: ArtifactStore, ref: FileRef) -> dict[str, Any]:
     return value
 
 
+def config_rank_of(config: dict[str, Any], where: str = ADAPTER_CONFIG) -> int:
+    """The LoRA rank `r` an adapter_config.json must give (peft would silently assume 8)."""
+    rank = config.get("r")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_INT:
+        raise InvalidArtifact(
+            f"{where} must give the LoRA rank `r` as a positive integer; got {rank!r}"
+        )
+    return rank
+
+
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -422,15 +440,16 @@ def register_adapter(
                 f"a LoRA adapter is exactly {ADAPTER_CONFIG} + {ADAPTER_WEIGHTS}; got {names}"
             )
         config = _read_json_blob(store, next(f for f in files if f.name == ADAPTER_CONFIG))
-        config_rank = config.get("r")
-        if rank is None:
-            rank = config_rank if isinstance(config_rank, int) and config_rank >= 1 else None
-        elif isinstance(config_rank, int) and config_rank != rank:
+        config_rank = config_rank_of(config)
+        if rank is not None and config_rank != rank:
             raise InvalidArtifact(f"rank {rank} disagrees with r={config_rank} in {ADAPTER_CONFIG}")
-        if rank is None:
-            raise InvalidArtifact(f"LoRA rank unknown: give `rank` or `r` in {ADAPTER_CONFIG}")
-        if alpha is None and isinstance(config.get("lora_alpha"), int | float):
-            alpha = float(config["lora_alpha"])
+        rank = config_rank
+        config_alpha = config.get("lora_alpha")
+        if alpha is None and isinstance(config_alpha, int | float) and not isinstance(
+            config_alpha, bool
+        ):
+            alpha = json_safe(float(min(config_alpha, 1e300)))  # a Float column holds it
+            alpha = alpha if alpha is not None and alpha > 0 else None
         if not targets and isinstance(config.get("target_modules"), list):
             targets = [str(t) for t in config["target_modules"]]
     else:
@@ -769,6 +788,10 @@ def record_checkpoint(
     if step < 0:
         raise InvalidArtifact(f"checkpoint step must be >= 0, got {step}")
     refs = check_files(store, files)
+    pair = peft_pair(refs) if _job_kind(job_row) == "lora" else None
+    if pair is not None:  # a later lora_path may continue from it: its config must say r
+        config = pair[ADAPTER_CONFIG]
+        config_rank_of(_read_json_blob(store, config), config.name)
     payload = [ref.model_dump() for ref in refs]
     size = sum(ref.size for ref in refs)
     # Serialise writers of this job's checkpoints (the caller usually holds the lock already).
@@ -830,7 +853,7 @@ def list_checkpoints(
     )
     if cursor:
         after = decode_cursor(cursor)
-        if not isinstance(after, int):
+        if not isinstance(after, int) or not -(2**31) <= after < 2**31:  # `step` is INTEGER
             raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
         stmt = stmt.where(models.Checkpoint.step > after)
     rows = list(session.scalars(stmt))

@@ -11,14 +11,15 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import SessionDep, StoreDep, get_state, require
 from api.downloads import blob_response, content_disposition, tar_stream
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from service.auth import Role
 from service import registry
 from service.domain import Page
 from service.registry import Adapter
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)])
+router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)],
+                   responses=AUTH_ERRORS)
 
 ERRORS = {
     404: {"model": Problem, "description": "No such adapter or file"},

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, require
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from service.auth import Role
 from service import registry
 from service.registry import Alias
 
-router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)])
+router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)],
+                   responses=AUTH_ERRORS)
 
 ERRORS = {
     404: {"model": Problem, "description": "No such alias"},

@@ -8,14 +8,15 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import SessionDep, StoreDep, require
 from api.downloads import blob_response
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from api.routers.adapters import BaseUrlDep
 from service.auth import Role
 from service import registry
 from service.domain import Page
 from service.registry import Checkpoint
 
-router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[require(Role.admin, Role.user)])
+router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[require(Role.admin, Role.user)],
+                   responses=AUTH_ERRORS)
 
 ERRORS = {
     404: {"model": Problem, "description": "No such job, checkpoint or file"},

@@ -9,14 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
 from api.downloads import blob_response
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from service.auth import Role
 from service import datasets as dataset_service
 from service.datasets import MEDIA_TYPES, Dataset
 from service.domain import Page
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 
-router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[require(Role.admin, Role.user)])
+router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[require(Role.admin, Role.user)],
+                   responses=AUTH_ERRORS)
 
 ERRORS = {
     404: {"model": Problem, "description": "No such dataset"},

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import StateDep, require
-from api.errors import problem
+from api.errors import AUTH_ERRORS, Problem, problem
 from service.auth import Role
 from db.migrate import current_revision, head_revision
 
@@ -21,7 +21,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", operation_id="readyz", response_model=None, summary="Readiness: database reachable, schema at head",
-            responses={503: {"description": "Not ready"}})
+            responses={503: {"model": Problem, "description": "Not ready"}})
 def readyz(state: StateDep) -> Response | dict[str, str]:
     try:
         with state.engine.connect() as connection:
@@ -37,6 +37,8 @@ def readyz(state: StateDep) -> Response | dict[str, str]:
 
 
 @router.get("/metrics", operation_id="metrics", summary="Prometheus metrics (admin token)",
-            response_class=Response, dependencies=[require(Role.admin)])
+            response_class=Response, dependencies=[require(Role.admin)],
+            responses={**AUTH_ERRORS, 200: {"content": {"text/plain": {}},
+                                            "description": "Prometheus text format"}})
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

@@ -11,14 +11,24 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, StateDep, require
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from service.auth import Role
 from service import jobs as job_service
-from service.domain import TERMINAL_STATES, Job, JobEvent, JobState, Page, decode_cursor, encode_cursor
+from service.domain import (
+    MAX_BIGINT,
+    TERMINAL_STATES,
+    Job,
+    JobEvent,
+    JobState,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from service.errors import Conflict, InvalidRequest, PayloadTooLarge
 from service.spec import JSON_TYPES, YAML_TYPES, JobSpec, parse_body
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)])
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)],
+                   responses=AUTH_ERRORS)
 
 ERRORS = {
     404: {"model": Problem, "description": "No such job"},
@@ -137,6 +147,9 @@ def cancel_job(job_id: str, session: SessionDep) -> Job:
 
 def _after(cursor: str | None, last_event_id: str | None) -> int:
     if last_event_id and last_event_id.isdigit():
+        if int(last_event_id) > MAX_BIGINT:  # not an id this service gave out
+            raise InvalidRequest("Last-Event-ID is not an event id of this service",
+                                 code="invalid_last_event_id")
         return int(last_event_id)
     if not cursor:
         return 0

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import WorkerSessionDep, require
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from service import auth
 from service.auth import NewToken, Role, TokenCreate, TokenInfo
 from service.domain import Page
 
-router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[require(Role.admin)])
+router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[require(Role.admin)],
+                   responses=AUTH_ERRORS)
 ERRORS = {404: {"model": Problem}, 422: {"model": Problem}}
 
 

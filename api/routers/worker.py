@@ -15,18 +15,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import StateDep, WorkerSessionDep, require
 from api.downloads import blob_response
-from api.errors import Problem
+from api.errors import AUTH_ERRORS, Problem
 from api.routers.adapters import BaseUrlDep
 from service.auth import Role
 from service import dispatch, queue, registry
 from service.artifacts import Blob, validate_sha256
 from service.dispatch import CheckpointUpload, Claim
-from service.domain import Job
+from service.domain import MAX_INT, Job
 from service.queue import HeartbeatReply, JobFailure, WorkerEvent
 from service.registry import AdapterResult, Checkpoint
 
 router = APIRouter(prefix="/worker", tags=["worker"],
-                   dependencies=[require(Role.worker, Role.admin)])
+                   dependencies=[require(Role.worker, Role.admin)],
+                   responses=AUTH_ERRORS)
 
 LeaseHeader = Annotated[str, Header(alias="X-Loraplane-Lease", min_length=1, max_length=40)]
 ERRORS = {
@@ -44,8 +45,8 @@ class ClaimRequest(BaseModel):
 
 class Report(BaseModel):
     events: list[WorkerEvent] = Field(default_factory=list, max_length=1000)
-    step: int | None = Field(None, ge=0)
-    total: int | None = Field(None, ge=0)
+    step: int | None = Field(None, ge=0, le=MAX_INT)
+    total: int | None = Field(None, ge=0, le=MAX_INT)
     metrics: dict[str, float | int | str | None] | None = None
 
 
@@ -135,6 +136,8 @@ def cancelled(job_id: str, lease: LeaseHeader, session: WorkerSessionDep) -> Job
     operation_id="upload_job_blob",
     summary="Upload one file (checkpoint or result) by its sha256; streamed and verified",
     responses={**ERRORS, 413: {"model": Problem}},
+    openapi_extra={"requestBody": {"required": True, "description": "The file's bytes.", "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
                       state: StateDep) -> Blob:
@@ -155,19 +158,29 @@ async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHe
     )
 
 
-@router.api_route(
+@router.get(
     "/jobs/{job_id}/inputs/{sha256}",
-    methods=["GET", "HEAD"],
     response_class=Response,
     operation_id="download_job_input",
     summary="Download an input of the held job (dataset, adapter, checkpoint file) by sha256",
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
+        206: {"description": "Partial content (Range)"},
+        304: {"description": "Not modified (If-None-Match)"},
+        416: {"model": Problem, "description": "Range not satisfiable"},
+    },
 )
 def download_input(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
                    session: WorkerSessionDep, state: StateDep) -> Response:
     size = dispatch.input_blob(session, state.settings, job_id, lease, validate_sha256(sha256))
     session.commit()
     return blob_response(request, state.store, sha256=sha256, size=size, filename=sha256)
+
+
+# HEAD shares the handler but stays out of the schema (one operation id per operation).
+router.add_api_route("/jobs/{job_id}/inputs/{sha256}", download_input, methods=["HEAD"],
+                     response_class=Response, include_in_schema=False)
 
 
 @router.post("/jobs/{job_id}/checkpoints", status_code=201, response_model=Checkpoint,

@@ -1,17 +1,48 @@
-"""The worker's side of the worker protocol, over plain HTTP (it never sees the database)."""
+"""The worker's side of the worker protocol, spoken through the generated SDK
+(`loraplane_client`, the same package SDK users get); the worker never sees the database.
+
+Bodies are built with the SDK's models and answers parsed by them, so a worker breaks in
+the tests as soon as the OpenAPI document stops describing what the server does. The runner
+gets plain dicts back (`Model.to_dict()`), as it always has.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from attrs import evolve
+from loraplane_client import AuthenticatedClient, Client
+from loraplane_client.api.worker import (
+    acknowledge_cancel,
+    add_job_checkpoint,
+    claim_job,
+    complete_job,
+    fail_job,
+    heartbeat_job,
+    release_job,
+    report_job_events,
+    upload_job_blob,
+)
+from loraplane_client.fetch import file_sha256
+from loraplane_client.models import (
+    AdapterResult,
+    CheckpointUpload,
+    ClaimRequest,
+    JobFailure,
+    Release,
+    Report,
+)
+from loraplane_client.types import File, Response
 
 from service.errors import LeaseLost, ServiceError
+
+__all__ = ["LEASE_HEADER", "ServerError", "WorkerClient", "file_sha256"]
 
 log = logging.getLogger(__name__)
 LEASE_HEADER = "X-Loraplane-Lease"
@@ -23,121 +54,142 @@ class ServerError(ServiceError):
     code = "server_error"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        yield from iter(lambda: f.read(1 << 20), b"")
-
-
 class WorkerClient:
-    """Calls of the worker protocol; a 409 `lease_lost` raises LeaseLost."""
+    """Calls of the worker protocol; a 409 `lease_lost` raises LeaseLost.
+
+    `http` replaces the SDK's own httpx client (tests pass the app's TestClient); `self.http`
+    is the httpx client in use, which `BlobCache` downloads inputs with.
+    """
 
     def __init__(self, server: str, token: str | None = None, *, timeout: float = 60.0,
                  http: httpx.Client | None = None, retry_seconds: float = 60.0):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = http or httpx.Client(base_url=server.rstrip("/"), headers=headers,
-                                         timeout=timeout)
+        options: dict[str, Any] = {"base_url": server.rstrip("/"),
+                                   "timeout": httpx.Timeout(timeout)}
+        self.sdk: AuthenticatedClient | Client = (
+            AuthenticatedClient(token=token, **options) if token else Client(**options))
+        if http is not None:
+            self.sdk.set_httpx_client(http)
+        self.http = self.sdk.get_httpx_client()
+        self.timeout = timeout
         self.retry_seconds = retry_seconds
+        self._long_poll: AuthenticatedClient | Client | None = None
+        self._long_poll_seconds = 0.0
 
-    def _request(self, method: str, path: str, *,
-                 content: Callable[[], Iterator[bytes]] | None = None, **kwargs: Any) -> httpx.Response:
+    def close(self) -> None:
+        self.http.close()
+        if self._long_poll is not None:
+            self._long_poll.get_httpx_client().close()
+
+    def _request(self, what: str, call: Callable[[], Response[Any]]) -> Response[Any]:
         """Send, retrying while the server is unreachable (restarts, brief outages) for up to
         `retry_seconds`; a lease that ran out meanwhile comes back as LeaseLost."""
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.2
         while True:
             try:
-                if content is not None:
-                    kwargs["content"] = content()
-                return self._check(self.http.request(method, path, **kwargs))
+                return self._check(what, call())
             except httpx.TransportError as exc:
                 if time.monotonic() + pause > deadline:
-                    raise ServerError(f"{method} {path}: server unreachable ({exc})",
+                    raise ServerError(f"{what}: server unreachable ({exc})",
                                       code="server_unreachable") from exc
-                log.warning("%s %s: %s; retrying in %.1f s", method, path, exc, pause)
+                log.warning("%s: %s; retrying in %.1f s", what, exc, pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
 
-    def close(self) -> None:
-        self.http.close()
-
-    def _check(self, response: httpx.Response) -> httpx.Response:
-        if response.is_success:
+    @staticmethod
+    def _check(what: str, response: Response[Any]) -> Response[Any]:
+        status = int(response.status_code)
+        if 200 <= status < 300:
             return response
         try:
-            problem = response.json()
+            problem = json.loads(response.content)
         except ValueError:
-            problem = {"detail": response.text[:500]}
-        detail = problem.get("detail", "") if isinstance(problem, dict) else str(problem)
-        if response.status_code == 409 and problem.get("code") == "lease_lost":
+            problem = None
+        if not isinstance(problem, dict):
+            problem = {"detail": response.content.decode(errors="replace")[:500]}
+        detail = str(problem.get("detail", ""))
+        if status == 409 and problem.get("code") == "lease_lost":
             raise LeaseLost(detail)
-        raise ServerError(f"{response.request.method} {response.request.url.path}: "
-                          f"{response.status_code} {detail}", code=problem.get("code", "server_error"))
+        raise ServerError(f"{what}: {status} {detail}", code=problem.get("code", "server_error"))
 
+    def _long_poll_client(self, seconds: float) -> AuthenticatedClient | Client:
+        """The SDK client, or a twin whose reads wait out a long-poll of `seconds`."""
+        if seconds <= self.timeout:
+            return self.sdk
+        if self._long_poll is None or self._long_poll_seconds < seconds:
+            self._long_poll = evolve(self.sdk, timeout=httpx.Timeout(seconds))
+            self._long_poll_seconds = seconds
+        return self._long_poll
+
+    # -- the protocol -------------------------------------------------------------------
     def claim(self, worker_id: str, *, wait_seconds: float, device: str | None) -> dict | None:
         """Long-poll for a job; None when none arrived in time."""
-        response = self.http.post(
-            "/worker/claim",
-            json={"worker_id": worker_id, "wait_seconds": wait_seconds, "device": device},
-            timeout=wait_seconds + 30,
-        )
-        if response.status_code == 204:
+        body = ClaimRequest(worker_id=worker_id, wait_seconds=wait_seconds, device=device)
+        client = self._long_poll_client(wait_seconds + 30)
+        response = self._check("claim", claim_job.sync_detailed(client=client, body=body))
+        if int(response.status_code) == 204 or response.parsed is None:
             return None
-        return self._check(response).json()
+        return response.parsed.to_dict()
 
     def heartbeat(self, job_id: str, lease: str) -> dict:
-        return self._check(self.http.post(f"/worker/jobs/{job_id}/heartbeat",
-                                          headers={LEASE_HEADER: lease})).json()
-
-    def _post(self, job_id: str, lease: str, action: str, body: Any = None) -> httpx.Response:
-        return self._request("POST", f"/worker/jobs/{job_id}/{action}", json=body,
-                             headers={LEASE_HEADER: lease})
+        response = heartbeat_job.sync_detailed(job_id, client=self.sdk, x_loraplane_lease=lease)
+        return self._check(f"heartbeat {job_id}", response).parsed.to_dict()
 
     def report(self, job_id: str, lease: str, *, events: list[dict[str, Any]],
                step: int | None = None, total: int | None = None,
                metrics: dict[str, Any] | None = None) -> None:
-        body = {"events": events, "step": step, "total": total, "metrics": metrics}
-        self._post(job_id, lease, "events", body)
+        body = Report.from_dict({"events": events, "step": step, "total": total,
+                                 "metrics": metrics})
+        self._request(f"report {job_id}", lambda: report_job_events.sync_detailed(
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease))
 
     def fail(self, job_id: str, lease: str, *, code: str, message: str, retryable: bool) -> dict:
-        body = {"code": code, "message": message[:10_000], "retryable": retryable}
-        return self._post(job_id, lease, "fail", body).json()
+        body = JobFailure(code=code, message=message[:10_000], retryable=retryable)
+        return self._request(f"fail {job_id}", lambda: fail_job.sync_detailed(
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
 
     def release(self, job_id: str, lease: str, reason: str) -> dict:
-        return self._post(job_id, lease, "release", {"reason": reason}).json()
+        body = Release(reason=reason)
+        return self._request(f"release {job_id}", lambda: release_job.sync_detailed(
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
 
     def acknowledge_cancel(self, job_id: str, lease: str) -> dict:
-        return self._post(job_id, lease, "cancelled").json()
+        return self._request(f"acknowledge cancel {job_id}", lambda: acknowledge_cancel.sync_detailed(
+            job_id, client=self.sdk, x_loraplane_lease=lease)).parsed.to_dict()
 
     def upload_folder(self, job_id: str, lease: str, folder: Path) -> list[dict[str, Any]]:
         """Upload every file under `folder` as a blob; returns [{name, sha256, size}]."""
         files = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             sha256 = file_sha256(path)
-            size = path.stat().st_size
-            self._request(
-                "PUT", f"/worker/jobs/{job_id}/blobs/{sha256}",
-                content=lambda path=path: _chunks(path),
-                headers={LEASE_HEADER: lease, "Content-Type": "application/octet-stream",
-                         "Content-Length": str(size)},
-            )
+            self._request(f"upload {path.name}", lambda path=path, sha256=sha256: self._upload(
+                job_id, lease, path, sha256))
             files.append({"name": path.relative_to(folder).as_posix(), "sha256": sha256,
-                          "size": size})
+                          "size": path.stat().st_size})
         return files
+
+    def _upload(self, job_id: str, lease: str, path: Path, sha256: str) -> Response[Any]:
+        with path.open("rb") as f:  # streamed, Content-Length from the file's size
+            return upload_job_blob.sync_detailed(job_id, sha256, client=self.sdk,
+                                                 body=File(payload=f, file_name=path.name),
+                                                 x_loraplane_lease=lease)
 
     def add_checkpoint(self, job_id: str, lease: str, *, step: int,
                        files: list[dict[str, Any]]) -> dict:
-        return self._post(job_id, lease, "checkpoints", {"step": step, "files": files}).json()
+        body = CheckpointUpload.from_dict({"step": step, "files": files})
+        return self._request(f"checkpoint {job_id}", lambda: add_job_checkpoint.sync_detailed(
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
 
     def complete(self, job_id: str, lease: str, result: dict[str, Any]) -> dict:
-        return self._post(job_id, lease, "complete", result).json()
+        body = AdapterResult.from_dict(result)
+        return self._request(f"complete {job_id}", lambda: complete_job.sync_detailed(
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
 
     def get(self, path: str) -> dict:
-        return self._request("GET", path).json()
+        """GET any server path as JSON (with the retries of every other call)."""
+        def call() -> Response[Any]:
+            r = self.http.get(path)
+            return Response(status_code=r.status_code, content=r.content, headers=r.headers,
+                            parsed=None)
+
+        return json.loads(self._request(f"GET {path}", call).content)

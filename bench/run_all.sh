@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark in its quick mode, one result line each (about 4-5 minutes on
+# 2 cores). Needs PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), as `make test`;
+# LORAPLANE_BENCH_PG overrides the URL. PYTHON picks the interpreter (default: .venv's).
+# Full-size runs and the GPU check: see BENCHMARKS.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
+
+status=0
+for script in dispatch claim_throughput api_read transfer lora_vs_full train_overhead; do
+    started=$(date +%s)
+    if ! "$PYTHON" "bench/$script.py" --quick; then
+        echo "bench/$script.py: FAILED" >&2
+        status=1
+    fi
+    echo "  ($script: $(( $(date +%s) - started )) s)" >&2
+done
+exit $status

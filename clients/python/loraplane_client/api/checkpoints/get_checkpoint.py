@@ -1,0 +1,190 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.checkpoint import Checkpoint
+from ...models.problem import Problem
+from ...types import Response
+
+
+def _get_kwargs(
+    job_id: str,
+    checkpoint_id: str,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/jobs/{job_id}/checkpoints/{checkpoint_id}".format(
+            job_id=quote(str(job_id), safe=""),
+            checkpoint_id=quote(str(checkpoint_id), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Checkpoint | Problem | None:
+    if response.status_code == 200:
+        response_200 = Checkpoint.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Checkpoint | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    job_id: str,
+    checkpoint_id: str,
+    *,
+    client: AuthenticatedClient,
+) -> Response[Checkpoint | Problem]:
+    """One checkpoint (what its lora_path names)
+
+    Args:
+        job_id (str):
+        checkpoint_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Checkpoint | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        job_id=job_id,
+        checkpoint_id=checkpoint_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    job_id: str,
+    checkpoint_id: str,
+    *,
+    client: AuthenticatedClient,
+) -> Checkpoint | Problem | None:
+    """One checkpoint (what its lora_path names)
+
+    Args:
+        job_id (str):
+        checkpoint_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Checkpoint | Problem
+    """
+
+    return sync_detailed(
+        job_id=job_id,
+        checkpoint_id=checkpoint_id,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    job_id: str,
+    checkpoint_id: str,
+    *,
+    client: AuthenticatedClient,
+) -> Response[Checkpoint | Problem]:
+    """One checkpoint (what its lora_path names)
+
+    Args:
+        job_id (str):
+        checkpoint_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Checkpoint | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        job_id=job_id,
+        checkpoint_id=checkpoint_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    job_id: str,
+    checkpoint_id: str,
+    *,
+    client: AuthenticatedClient,
+) -> Checkpoint | Problem | None:
+    """One checkpoint (what its lora_path names)
+
+    Args:
+        job_id (str):
+        checkpoint_id (str):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Checkpoint | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            job_id=job_id,
+            checkpoint_id=checkpoint_id,
+            client=client,
+        )
+    ).parsed

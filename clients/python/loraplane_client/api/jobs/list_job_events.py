@@ -1,0 +1,239 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.page_job_event import PageJobEvent
+from ...models.problem import Problem
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    job_id: str,
+    *,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 200,
+    last_event_id: None | str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(last_event_id, Unset):
+        headers["last-event-id"] = last_event_id
+
+    params: dict[str, Any] = {}
+
+    json_cursor: None | str | Unset
+    if isinstance(cursor, Unset):
+        json_cursor = UNSET
+    else:
+        json_cursor = cursor
+    params["cursor"] = json_cursor
+
+    params["limit"] = limit
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/jobs/{job_id}/events".format(
+            job_id=quote(str(job_id), safe=""),
+        ),
+        "params": params,
+    }
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> PageJobEvent | Problem | None:
+    if response.status_code == 200:
+        response_200 = PageJobEvent.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[PageJobEvent | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    job_id: str,
+    *,
+    client: AuthenticatedClient,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 200,
+    last_event_id: None | str | Unset = UNSET,
+) -> Response[PageJobEvent | Problem]:
+    """List a job's events; with Accept: text/event-stream, follow them live
+
+    Args:
+        job_id (str):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 200.
+        last_event_id (None | str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[PageJobEvent | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        job_id=job_id,
+        cursor=cursor,
+        limit=limit,
+        last_event_id=last_event_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    job_id: str,
+    *,
+    client: AuthenticatedClient,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 200,
+    last_event_id: None | str | Unset = UNSET,
+) -> PageJobEvent | Problem | None:
+    """List a job's events; with Accept: text/event-stream, follow them live
+
+    Args:
+        job_id (str):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 200.
+        last_event_id (None | str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        PageJobEvent | Problem
+    """
+
+    return sync_detailed(
+        job_id=job_id,
+        client=client,
+        cursor=cursor,
+        limit=limit,
+        last_event_id=last_event_id,
+    ).parsed
+
+
+async def asyncio_detailed(
+    job_id: str,
+    *,
+    client: AuthenticatedClient,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 200,
+    last_event_id: None | str | Unset = UNSET,
+) -> Response[PageJobEvent | Problem]:
+    """List a job's events; with Accept: text/event-stream, follow them live
+
+    Args:
+        job_id (str):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 200.
+        last_event_id (None | str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[PageJobEvent | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        job_id=job_id,
+        cursor=cursor,
+        limit=limit,
+        last_event_id=last_event_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    job_id: str,
+    *,
+    client: AuthenticatedClient,
+    cursor: None | str | Unset = UNSET,
+    limit: int | Unset = 200,
+    last_event_id: None | str | Unset = UNSET,
+) -> PageJobEvent | Problem | None:
+    """List a job's events; with Accept: text/event-stream, follow them live
+
+    Args:
+        job_id (str):
+        cursor (None | str | Unset):
+        limit (int | Unset):  Default: 200.
+        last_event_id (None | str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        PageJobEvent | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            job_id=job_id,
+            client=client,
+            cursor=cursor,
+            limit=limit,
+            last_event_id=last_event_id,
+        )
+    ).parsed

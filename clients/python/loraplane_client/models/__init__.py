@@ -1,0 +1,121 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .actor_spec import ActorSpec
+from .adapter import Adapter
+from .adapter_kind import AdapterKind
+from .adapter_metrics_type_0 import AdapterMetricsType0
+from .adapter_result import AdapterResult
+from .adapter_result_kind import AdapterResultKind
+from .adapter_result_metrics_type_0 import AdapterResultMetricsType0
+from .alias import Alias
+from .alias_update import AliasUpdate
+from .blob import Blob
+from .checkpoint import Checkpoint
+from .checkpoint_kind import CheckpointKind
+from .checkpoint_upload import CheckpointUpload
+from .claim import Claim
+from .claim_datasets import ClaimDatasets
+from .claim_request import ClaimRequest
+from .data_spec import DataSpec
+from .dataset import Dataset
+from .field_problem import FieldProblem
+from .file_ref import FileRef
+from .healthz_response_healthz import HealthzResponseHealthz
+from .heartbeat_reply import HeartbeatReply
+from .job import Job
+from .job_error import JobError
+from .job_event import JobEvent
+from .job_event_data import JobEventData
+from .job_failure import JobFailure
+from .job_metrics_type_0 import JobMetricsType0
+from .job_spec import JobSpec
+from .job_state import JobState
+from .lineage_entry import LineageEntry
+from .list_adapters_kind_type_0 import ListAdaptersKindType0
+from .lora_source import LoraSource
+from .lora_source_kind import LoraSourceKind
+from .model_spec import ModelSpec
+from .model_spec_precision import ModelSpecPrecision
+from .new_token import NewToken
+from .optim_spec import OptimSpec
+from .optim_spec_lr_scheduler import OptimSpecLrScheduler
+from .page_adapter import PageAdapter
+from .page_checkpoint import PageCheckpoint
+from .page_dataset import PageDataset
+from .page_job import PageJob
+from .page_job_event import PageJobEvent
+from .page_token_info import PageTokenInfo
+from .problem import Problem
+from .progress import Progress
+from .release import Release
+from .report import Report
+from .report_metrics_type_0 import ReportMetricsType0
+from .resume_point import ResumePoint
+from .role import Role
+from .runner_spec import RunnerSpec
+from .source_file import SourceFile
+from .token_create import TokenCreate
+from .token_info import TokenInfo
+from .worker_event import WorkerEvent
+from .worker_event_data import WorkerEventData
+
+__all__ = (
+    "ActorSpec",
+    "Adapter",
+    "AdapterKind",
+    "AdapterMetricsType0",
+    "AdapterResult",
+    "AdapterResultKind",
+    "AdapterResultMetricsType0",
+    "Alias",
+    "AliasUpdate",
+    "Blob",
+    "Checkpoint",
+    "CheckpointKind",
+    "CheckpointUpload",
+    "Claim",
+    "ClaimDatasets",
+    "ClaimRequest",
+    "DataSpec",
+    "Dataset",
+    "FieldProblem",
+    "FileRef",
+    "HealthzResponseHealthz",
+    "HeartbeatReply",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "JobEventData",
+    "JobFailure",
+    "JobMetricsType0",
+    "JobSpec",
+    "JobState",
+    "LineageEntry",
+    "ListAdaptersKindType0",
+    "LoraSource",
+    "LoraSourceKind",
+    "ModelSpec",
+    "ModelSpecPrecision",
+    "NewToken",
+    "OptimSpec",
+    "OptimSpecLrScheduler",
+    "PageAdapter",
+    "PageCheckpoint",
+    "PageDataset",
+    "PageJob",
+    "PageJobEvent",
+    "PageTokenInfo",
+    "Problem",
+    "Progress",
+    "Release",
+    "Report",
+    "ReportMetricsType0",
+    "ResumePoint",
+    "Role",
+    "RunnerSpec",
+    "SourceFile",
+    "TokenCreate",
+    "TokenInfo",
+    "WorkerEvent",
+    "WorkerEventData",
+)

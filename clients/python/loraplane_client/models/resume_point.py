@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+if TYPE_CHECKING:
+    from ..models.source_file import SourceFile
+
+
+T = TypeVar("T", bound="ResumePoint")
+
+
+@_attrs_define
+class ResumePoint:
+    """The checkpoint a claimed job resumes from.
+
+    Attributes:
+        checkpoint_id (str):
+        files (list[SourceFile]):
+        step (int):
+    """
+
+    checkpoint_id: str
+    files: list[SourceFile]
+    step: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        checkpoint_id = self.checkpoint_id
+
+        files = []
+        for files_item_data in self.files:
+            files_item = files_item_data.to_dict()
+            files.append(files_item)
+
+        step = self.step
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "checkpoint_id": checkpoint_id,
+                "files": files,
+                "step": step,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.source_file import SourceFile
+
+        d = dict(src_dict)
+        checkpoint_id = d.pop("checkpoint_id")
+
+        files = []
+        _files = d.pop("files")
+        for files_item_data in _files:
+            files_item = SourceFile.from_dict(files_item_data)
+
+            files.append(files_item)
+
+        step = d.pop("step")
+
+        resume_point = cls(
+            checkpoint_id=checkpoint_id,
+            files=files,
+            step=step,
+        )
+
+        resume_point.additional_properties = d
+        return resume_point
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
