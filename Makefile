@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint clean
+.PHONY: run test install clean sdk bench
 
-$(STAMP): pyproject.toml constraints-cpu.txt deploy/install.sh
+$(STAMP): pyproject.toml constraints-cpu.txt deploy/install.sh clients/python/pyproject.toml
 	deploy/install.sh $(VENV) test constraints-cpu.txt
 	touch $@
 
@@ -17,6 +17,15 @@ run: $(STAMP)
 test: $(STAMP)
 	deploy/ensure-compose.sh
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Regenerate openapi.json and the Python SDK from the app; commit both.
+sdk: $(STAMP)
+	$(PY) scripts/export_openapi.py
+	$(PY) scripts/generate_sdk.py
+
+# Every benchmark in its quick mode; see BENCHMARKS.md.
+bench: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" bench/run_all.sh
 
 clean:
 	rm -rf $(VENV) .loraplane

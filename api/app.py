@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors, metrics
 from api.deps import AppState
+from api.gate import Gate
 from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                                    store=LocalArtifactStore(settings.artifacts_dir))
     errors.install(app)
     app.state.metrics = metrics.install(app)
+    app.add_middleware(Gate)  # token checked and body bounded before any body is read
     for router in ROUTERS:
         app.include_router(router)
     _document_spec_schema(app)

@@ -81,8 +81,10 @@ def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from its bearer token; an admin may act in another project by header."""
-    with get_state(request).session(None) as session:
-        principal = authenticate(session, credentials.credentials if credentials else None)
+    principal = getattr(request.state, "principal", None)  # checked already at the gate
+    if principal is None:
+        with get_state(request).session(None) as session:
+            principal = authenticate(session, credentials.credentials if credentials else None)
     override = request.headers.get(PROJECT_HEADER)
     if override and override != principal.project:
         if principal.role is not Role.admin:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from datetime import datetime
@@ -57,14 +56,15 @@ MODEL = {
     "num_attention_heads": 8,
     "num_key_value_heads": 2,
 }
+MODEL_NAME = "bench-llama-25m"
 RANK, LR, SEED, BATCH, MAX_LENGTH = 16, 1e-3, 42, 16, 1024
 TARGET = 0.95
 
 
-def job_spec(model_dir: Path, steps: int, name: str) -> dict:
+def job_spec(model: str, steps: int, name: str) -> dict:
     return {
         "actor": {
-            "model": {"model_path": str(model_dir), "is_lora": True, "lora_rank": RANK},
+            "model": {"model_path": model, "is_lora": True, "lora_rank": RANK},
             "micro_batch_size": BATCH,
             "global_batch_size": BATCH,
             "seed": SEED,
@@ -151,9 +151,9 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-def service_job(client, model_dir: Path, steps: int, name: str, api_pid: int) -> dict:
+def service_job(client, model: str, steps: int, name: str, api_pid: int) -> dict:
     cpu0, t0 = cpu_seconds(api_pid), time.perf_counter()
-    job = client.post("/jobs", json=job_spec(model_dir, steps, name))
+    job = client.post("/jobs", json=job_spec(model, steps, name))
     job.raise_for_status()
     job_id = job.json()["id"]
     deadline = time.monotonic() + 600
@@ -223,20 +223,22 @@ def main() -> None:
     if args.quick:
         args.steps, args.rounds = 16, 2
     rounds = []
-    with tempfile.TemporaryDirectory(prefix="loraplane-bench-model-") as tmp:
-        model_dir = Path(tmp) / "llama-25m"
+    with (
+        live_server("sqlite", workers=1, env=threads_env) as server,
+        authed(server) as client,
+    ):
+        # In the workers' model folder, named by a bare name as a user would.
+        model_dir = server.data_dir / "models" / MODEL_NAME
         build_demo_model(model_dir, MODEL)
-        with live_server("sqlite", workers=1, env=threads_env) as server, authed(server) as client:
-            warm = job_spec(Path("demo-tiny-llama"), 2, "warmup")
-            r = client.post("/jobs", json=warm)
-            r.raise_for_status()
-            wait(client, r.json()["id"])
-            for n in range(args.rounds):
-                bare = bare_loop(model_dir, args.steps, Path(tmp) / f"bare-{n}")
-                svc = service_job(client, model_dir, args.steps, f"bench-{n}", server.proc.pid)
-                ends, a = bare["ends"], svc["anchor"]
-                bare["steps_per_s"] = (args.steps - 1 - a) / (ends[-1] - ends[a])
-                rounds.append((bare, svc))
+        r = client.post("/jobs", json=job_spec("demo-tiny-llama", 2, "warmup"))
+        r.raise_for_status()
+        wait(client, r.json()["id"])
+        for n in range(args.rounds):
+            bare = bare_loop(model_dir, args.steps, server.data_dir / f"bare-{n}")
+            svc = service_job(client, MODEL_NAME, args.steps, f"bench-{n}", server.proc.pid)
+            ends, a = bare["ends"], svc["anchor"]
+            bare["steps_per_s"] = (args.steps - 1 - a) / (ends[-1] - ends[a])
+            rounds.append((bare, svc))
     # Noise on a shared machine only ever slows a run down: the best round of each side is
     # the least disturbed estimate; the per-round ratios show the spread.
     b_sps = max(b["steps_per_s"] for b, _ in rounds)

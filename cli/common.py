@@ -133,7 +133,7 @@ def handles_errors(func: F) -> F:
         except typer.Exit:
             raise
         except KeyboardInterrupt:
-            raise fail(Exit.INTERRUPTED, "interrupted") from None
+            raise typer.Exit(int(Exit.INTERRUPTED)) from None
         except (ApiError, httpx.HTTPError, ChecksumMismatch, TimeoutError, ValueError,
                 OSError) as exc:
             ctx = kwargs.get("ctx")

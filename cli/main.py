@@ -135,6 +135,7 @@ def worker(
         work_dir=work_dir or settings.data_dir / "worker",
         device=device,
         lora_path_roots=list(settings.lora_path_roots),
+        data_path_roots=list(settings.data_path_roots),
         once=once,
     )
     runner = Worker(options)

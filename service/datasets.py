@@ -8,9 +8,10 @@ is stored or registered.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import anyio.to_thread
 from pydantic import BaseModel, Field
@@ -23,6 +24,7 @@ from service.artifacts import ArtifactStore, ArtifactTooLarge, Blob
 from service.domain import Page, decode_cursor, encode_cursor
 from service.errors import InvalidDataset, InvalidRequest, InvalidSpec, NotFound, PayloadTooLarge
 from service.ids import has_prefix, new_id
+from service.paths import outside_roots
 from service.spec import JobSpec
 
 MEDIA_TYPES = frozenset(
@@ -239,17 +241,24 @@ def list_datasets(session: Session, *, limit: int, cursor: str | None) -> Page[D
     )
 
 
-def check_data_paths(session: Session, spec: JobSpec) -> None:
-    """At submit: each `ds_…` entry exists and its rows all have prompt_key and answer_key.
-
-    Other entries (worker-local paths, `demo`) are the worker's to check.
-    """
+def check_data_paths(session: Session, spec: JobSpec, roots: Sequence[Path]) -> None:
+    """At submit: each `ds_…` entry exists and its rows all have prompt_key and answer_key;
+    a worker-local path lies under an allowed root; `demo` is the bundled set."""
     data = spec.data
     for field_name in ("train_data_paths", "val_data_paths"):
         for index, entry in enumerate(getattr(data, field_name) or []):
-            if not has_prefix(entry, "ds"):
-                continue
             loc = f"data.{field_name}.{index}"
+            if entry == "demo":
+                continue
+            if not has_prefix(entry, "ds"):
+                reason = outside_roots(entry, roots)
+                if reason:
+                    detail = (f"{loc}: {entry!r} is neither `demo` nor a dataset id (ds_…), and "
+                              f"as a worker-local file it {reason} (LORAPLANE_DATA_PATH_ROOTS)")
+                    raise InvalidSpec(detail, code="data_path_not_allowed",
+                                      errors=[{"loc": loc, "msg": detail,
+                                               "type": "data_path_not_allowed"}])
+                continue
             row = session.get(models.Dataset, entry)
             if row is None:
                 detail = f"{loc}: no dataset {entry!r}; upload it with POST /datasets first"

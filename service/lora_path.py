@@ -34,6 +34,7 @@ from db import models
 from service import registry
 from service.errors import InvalidLoraPath
 from service.ids import has_prefix
+from service.paths import outside_roots
 from service.settings import Settings
 from service.spec import JobSpec
 
@@ -136,24 +137,11 @@ def _parse_url(value: str) -> LoraRef:
 
 def check_local_path(value: str, settings: Settings) -> str:
     """The normalised real path of a worker-local folder, if it lies under an allowed root."""
-    if any(part == ".." for part in value.split("/")):
-        raise _error(value, "a local path may not contain `..`", "lora_path_outside_roots")
-    roots = [Path(os.path.realpath(root)) for root in settings.lora_path_roots]
-    if not roots:
-        raise _error(
-            value,
-            "worker-local adapter folders are not allowed on this service (the operator "
-            "allows none: LORAPLANE_LORA_PATH_ROOTS is empty); use a registry reference",
-            "lora_path_outside_roots",
-        )
-    real = Path(os.path.realpath(value))
-    if not any(real.is_relative_to(root) for root in roots):
-        raise _error(
-            value,
-            f"resolves to {str(real)!r}, outside the allowed roots {[str(r) for r in roots]}",
-            "lora_path_outside_roots",
-        )
-    return str(real)
+    reason = outside_roots(value, settings.lora_path_roots)
+    if reason:
+        raise _error(value, f"a worker-local adapter folder {reason} (LORAPLANE_LORA_PATH_ROOTS)",
+                     "lora_path_outside_roots")
+    return os.path.realpath(value)
 
 
 def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adapter:

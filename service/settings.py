@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     lora_path_roots: list[Path] = Field(
         default_factory=list, description="Worker-local folders a lora_path may point into."
     )
+    data_path_roots: list[Path] = Field(
+        default_factory=list,
+        description="Worker-local folders `data.train_data_paths` may name (none by default: "
+        "use uploaded datasets).",
+    )
     workers: int = Field(1, ge=0, description="Embedded worker processes `serve` starts.")
     admin_token: str | None = Field(
         None, description="Register this admin token at start (else one is made on first start "

@@ -472,8 +472,6 @@ def test_lora_path_urls_never_make_the_worker_contact_another_host(client: TestC
     assert hosts and set(hosts) == {"testserver"}
 
 
-@pytest.mark.xfail(strict=True, reason="worker-local data paths are not confined to allowed "
-                   "roots yet: any absolute file a worker can read may be named as training data")
 def test_local_data_paths_outside_allowed_roots_are_refused(client: TestClient, settings):
     body = spec("local-data")
     body["data"] = {"train_data_paths": [str(settings.data_dir / "admin.token")]}

@@ -86,7 +86,8 @@ def test_json_and_yaml_give_the_same_spec(client: TestClient):
     assert as_json["spec"] == as_yaml["spec"]
 
 
-def test_whole_rlinf_sft_config_submits_unchanged(client: TestClient):
+def test_whole_rlinf_sft_config_submits_unchanged(client: TestClient, settings):
+    settings.data_path_roots = [Path("/data/sft")]  # the config's data lives on the workers
     body = (FIXTURES / "rlinf_llm_sft.yaml").read_text()
     response = submit(client, body)
     assert response.status_code == 201, response.text

@@ -24,7 +24,8 @@ def run_worker(client: TestClient, settings, jobs: int = 1) -> None:
     """Run `jobs` jobs with an in-process worker speaking HTTP to the app."""
     options = WorkerOptions(server="http://testserver", token=None,
                             models_dir=settings.models_dir, work_dir=settings.data_dir / "worker",
-                            device="cpu", wait_seconds=0, once=True)
+                            device="cpu", wait_seconds=0, once=True,
+                            data_path_roots=list(settings.data_path_roots))
     worker = Worker(options, client=WorkerClient("http://testserver", http=client))
     for _ in range(jobs):
         worker.run()
@@ -162,6 +163,7 @@ def _local_file(settings, name: str, text: str) -> str:
     ids=["model-not-found", "no-matching-modules", "rank-too-large", "missing-keys", "empty"],
 )
 def test_user_errors_fail_at_once_with_their_code(client: TestClient, settings, change, code):
+    settings.data_path_roots = [settings.data_dir]  # the operator allows local data files here
     spec = spec_with(**change.get("model", {}))
     if change.get("data") == "missing_keys":
         spec["data"] = {"train_data_paths": _local_file(settings, "d.jsonl",
@@ -216,7 +218,7 @@ def test_cancel_running_job_stops_within_a_step(client: TestClient, settings):
 
     spec = json.loads(json.dumps(TINY))
     spec["runner"].update(max_steps=5000, save_interval=-1)
-    settings.lease_seconds = 0.6  # heartbeat every 0.2 s carries the cancel to the worker
+    settings.lease_seconds = 3  # a heartbeat every second carries the cancel to the worker
     job = client.post("/jobs", json=spec).json()
 
     def cancel_when_running() -> None:

@@ -97,7 +97,8 @@ async def submit_job(
                     # transaction (the adapter stays share-locked until commit).
                     parent_adapter_id = lora_path_service.resolve_for_submit(
                         session, parsed.spec, settings)
-                    dataset_service.check_data_paths(session, parsed.spec)
+                    dataset_service.check_data_paths(session, parsed.spec,
+                                                     settings.data_path_roots)
                     job = job_service.submit_job(
                         session, parsed, max_attempts=settings.max_attempts,
                         idempotency_key=idempotency_key, digest=digest,

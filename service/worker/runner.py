@@ -14,6 +14,7 @@ from typing import Any
 from service.errors import LeaseLost, ServiceError, UserError
 from service.fetch import BlobCache
 from service.ids import new_id
+from service.paths import outside_roots
 from service.spec import JobSpec
 from service.worker.client import LEASE_HEADER, WorkerClient
 
@@ -43,6 +44,7 @@ class WorkerOptions:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{new_id('wk')[-8:]}")
     wait_seconds: float = 20.0
     lora_path_roots: list[Path] = field(default_factory=list)
+    data_path_roots: list[Path] = field(default_factory=list)
     once: bool = False  # stop after one job (tests, batch use)
 
 
@@ -269,10 +271,14 @@ class Worker:
         if reference in datasets:
             item = datasets[reference]
             return self._fetch(item["url"], item["sha256"], item["size"])
+        reason = outside_roots(reference, self.options.data_path_roots)
+        if reason:
+            raise UserError(f"dataset {reference!r}: as a file on this worker it {reason} "
+                            "(LORAPLANE_DATA_PATH_ROOTS)", code="data_path_not_allowed")
         path = Path(reference)
-        if not path.is_absolute() or not path.is_file():
-            raise UserError(f"dataset {reference!r} is neither a dataset id (ds_…) nor a "
-                            "readable absolute file on this worker", code="dataset_not_found")
+        if not path.is_file():
+            raise UserError(f"dataset file {reference} does not exist on this worker",
+                            code="dataset_not_found")
         return path
 
     def _fetch_files(self, files: list[dict[str, Any]], folder: Path) -> Path:
@@ -296,12 +302,11 @@ class Worker:
         if not source:
             return None
         if source["kind"] == "local":
-            path = Path(source["path"]).resolve()
-            roots = [Path(r).resolve() for r in self.options.lora_path_roots]
-            if not any(path.is_relative_to(root) for root in roots):
-                raise UserError(f"lora_path {source['path']} is not under a folder this worker "
-                                "allows (LORAPLANE_LORA_PATH_ROOTS)", code="invalid_lora_path")
-            return path
+            reason = outside_roots(source["path"], self.options.lora_path_roots)
+            if reason:
+                raise UserError(f"lora_path {source['path']}: on this worker it {reason} "
+                                "(LORAPLANE_LORA_PATH_ROOTS)", code="invalid_lora_path")
+            return Path(source["path"])
         return self._fetch_files(source["files"], folder)
 
     def _checkpoint(self, checkpoint: dict[str, Any] | None, folder: Path) -> Path | None:
