@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark in its quick mode, one result line each (about 4-5 minutes on
 # 2 cores). Needs PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), as `make test`;
-# LORAPLANE_BENCH_PG overrides the URL. PYTHON picks the interpreter (default: .venv's).
+# LORAPLANE_BENCH_PG overrides the URL. PYTHON picks the interpreter; default: `python` on
+# PATH if it has the project's dependencies (as under `make bench`), else .venv/bin/python.
 # Full-size runs and the GPU check: see BENCHMARKS.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-.venv/bin/python}"
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=.venv/bin/python
+    if command -v python >/dev/null && python -c 'import importlib.util as u, sys; sys.exit(
+            not all(u.find_spec(m) for m in ("torch", "peft", "fastapi", "psutil", "httpx")))'
+    then
+        PYTHON=python
+    fi
+fi
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 
 status=0

@@ -179,7 +179,11 @@ def test_submit_checks_dataset_ids_and_keys(client: TestClient):
         ).status_code
         == 201
     )
-    # Entries that are not dataset ids are the worker's to check.
+    # A worker-local file is accepted only under the allowed roots.
+    outside = submit(client, {"train_data_paths": ["demo", "/data/sft.jsonl"]})
+    assert outside.status_code == 422
+    assert "LORAPLANE_DATA_PATH_ROOTS" in outside.json()["detail"]
+    client.app.state.loraplane.settings.data_path_roots = [Path("/data")]
     assert submit(client, {"train_data_paths": ["demo", "/data/sft.jsonl"]}).status_code == 201
 
     missing_key = submit(client, {"train_data_paths": [dataset["id"]], "prompt_key": "input"})

@@ -186,7 +186,7 @@ def test_local_paths_refused_when_no_roots(client: TestClient, state: AppState):
     state.settings.lora_path_roots = []
     assert_422(
         submit(client, "/path/to/pretrained/lora/weights", rank=8),
-        "LORAPLANE_LORA_PATH_ROOTS is empty",
+        "the operator allows no worker-local folders",
     )
 
 
