@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import func, select
 
 from db import models
@@ -39,22 +40,40 @@ class QueueCollector(Collector):
 
 
 def install(app: FastAPI) -> CollectorRegistry:
-    """A registry of this app's metrics, and the middleware that feeds it."""
+    """A registry of this app's metrics, and the (plain ASGI) middleware that feeds it."""
     registry = CollectorRegistry()
     requests = Counter("loraplane_http_requests_total", "HTTP requests",
                        ["method", "route", "status"], registry=registry)
     latency = Histogram("loraplane_http_request_seconds", "HTTP request latency (until headers)",
                         ["method", "route"], registry=registry)
     registry.register(QueueCollector(app))
-
-    @app.middleware("http")
-    async def count(request: Request, call_next) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        requests.labels(request.method, path, str(response.status_code)).inc()
-        latency.labels(request.method, path).observe(time.perf_counter() - start)
-        return response
-
+    app.add_middleware(_Measure, requests=requests, latency=latency)
     return registry
+
+
+class _Measure:
+    def __init__(self, app: ASGIApp, *, requests: Counter, latency: Histogram):
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(scope["method"], route, str(status)).inc()

@@ -6,7 +6,6 @@ import logging
 import shutil
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,12 @@ class WorkerStopped(Exception):
 
 
 class JobRun:
-    """One claimed job: the trainer's hooks, the heartbeat thread, and buffered reports."""
+    """One claimed job: the trainer's hooks, and the threads that heartbeat and report.
+
+    The training thread only appends events to a buffer; a reporter thread sends them every
+    REPORT_EVERY_SECONDS, so no training step waits on the network (checkpoints and the end
+    of the run flush at once, in order).
+    """
 
     def __init__(self, client: WorkerClient, lease: dict[str, Any], stopping: threading.Event):
         self.client = client
@@ -67,8 +71,8 @@ class JobRun:
         self.done = threading.Event()
         self._events: list[dict[str, Any]] = []
         self._progress: tuple[int, int, dict[str, Any]] | None = None
-        self._last_flush = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the buffer
+        self._sending = threading.Lock()  # one batch on the wire at a time, in order
 
     # -- heartbeat -----------------------------------------------------------------------
     def heartbeat_forever(self) -> None:
@@ -85,22 +89,27 @@ class JobRun:
             if reply.get("cancel_requested"):
                 self.cancel_requested.set()
 
+    def report_forever(self) -> None:
+        while not self.done.wait(REPORT_EVERY_SECONDS):
+            try:
+                self.flush()
+            except Exception:  # the final flush or the lease sweep settles it
+                log.warning("job %s: report failed", self.job_id, exc_info=True)
+
     # -- TrainingHooks -------------------------------------------------------------------
     def log(self, message: str) -> None:
         log.info("job %s: %s", self.job_id, message)
         with self._lock:
             self._events.append({"kind": "log", "data": {"line": message}})
-        self.flush(force=False)
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
         with self._lock:
             self._events.append({"kind": "metrics", "data": {"step": step, "total": total,
                                                              **metrics}})
             self._progress = (step, total, dict(metrics))
-        self.flush(force=step >= total)
 
     def checkpoint(self, step: int, directory: Path) -> None:
-        self.flush(force=True)
+        self.flush()
         files = self.client.upload_folder(self.job_id, self.lease_id, directory)
         self.client.add_checkpoint(self.job_id, self.lease_id, step=step, files=files)
         self.log(f"checkpoint at step {step} saved ({sum(f['size'] for f in files)} bytes)")
@@ -112,20 +121,20 @@ class JobRun:
             return "handback"
         return None
 
-    def flush(self, *, force: bool) -> None:
-        """Send buffered events at most every REPORT_EVERY_SECONDS (or now, if forced)."""
-        now = time.monotonic()
-        with self._lock:
-            if not self._events or (not force and now - self._last_flush < REPORT_EVERY_SECONDS):
-                return
-            events, self._events = self._events, []
-            progress, self._last_flush = self._progress, now
-        step, total, metrics = progress if progress else (None, None, None)
-        try:
-            self.client.report(self.job_id, self.lease_id, events=events, step=step, total=total,
-                               metrics=metrics)
-        except LeaseLost:
-            self.lease_lost.set()
+    def flush(self) -> None:
+        """Send what is buffered now."""
+        with self._sending:
+            with self._lock:
+                if not self._events:
+                    return
+                events, self._events = self._events, []
+                progress = self._progress
+            step, total, metrics = progress if progress else (None, None, None)
+            try:
+                self.client.report(self.job_id, self.lease_id, events=events, step=step,
+                                   total=total, metrics=metrics)
+            except LeaseLost:
+                self.lease_lost.set()
 
 
 class Worker:
@@ -180,7 +189,10 @@ class Worker:
         self.client.http.headers[LEASE_HEADER] = run.lease_id  # input downloads are fenced
         beat = threading.Thread(target=run.heartbeat_forever, name=f"heartbeat-{run.job_id}",
                                 daemon=True)
+        reporter = threading.Thread(target=run.report_forever, name=f"report-{run.job_id}",
+                                    daemon=True)
         beat.start()
+        reporter.start()
         work_dir = self.options.work_dir / "jobs" / run.job_id
         try:
             self._train(run, lease, work_dir)
@@ -198,11 +210,12 @@ class Worker:
             self.client.http.headers.pop(LEASE_HEADER, None)
             run.done.set()
             beat.join(timeout=5)
+            reporter.join(timeout=5)
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _report_failure(self, run: JobRun, code: str, message: str, *, retryable: bool) -> None:
         try:
-            run.flush(force=True)
+            run.flush()
             self.client.fail(run.job_id, run.lease_id, code=code, message=message,
                              retryable=retryable)
         except LeaseLost:
@@ -234,7 +247,7 @@ class Worker:
             device=self.device,
             hooks=run,
         )
-        run.flush(force=True)
+        run.flush()
         if result.stopped == "cancel":
             if not run.lease_lost.is_set():
                 self.client.acknowledge_cancel(run.job_id, run.lease_id)
