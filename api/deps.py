@@ -15,11 +15,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import db.scoping  # noqa: F401  (installs the project filter on every session)
+from db.engine import read_only
 from service.artifacts import ArtifactStore
 from service.auth import Forbidden, Principal, Role, authenticate
 from service.settings import Settings
 
 PROJECT_HEADER = "X-Loraplane-Project"
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class WorkSignal:
@@ -84,7 +86,8 @@ def get_principal(
     principal = getattr(request.state, "principal", None)  # checked already at the gate
     if principal is None:
         with get_state(request).session(None) as session:
-            principal = authenticate(session, credentials.credentials if credentials else None)
+            principal = authenticate(read_only(session),
+                                     credentials.credentials if credentials else None)
     override = request.headers.get(PROJECT_HEADER)
     if override and override != principal.project:
         if principal.role is not Role.admin:
@@ -109,14 +112,18 @@ def require(*roles: Role) -> Depends:
 
 
 def get_session(request: Request, principal: PrincipalDep) -> Iterator[Session]:
-    """A session that sees only the caller's project."""
+    """A session that sees only the caller's project (read-only for GET and HEAD)."""
     with get_state(request).session(principal.project) as session:
+        if request.method in READ_METHODS:
+            read_only(session)
         yield session
 
 
 def get_worker_session(request: Request) -> Iterator[Session]:
     """A session across projects: workers run any project's jobs, fenced by their lease."""
     with get_state(request).session(None) as session:
+        if request.method in READ_METHODS:
+            read_only(session)
         yield session
 
 

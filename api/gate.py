@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+from db.engine import read_only
 from service.auth import authenticate
 from service.errors import ServiceError
 
@@ -80,7 +81,8 @@ class Gate:
     def _authenticate(state, headers: dict[str, str]):
         scheme, _, token = headers.get("authorization", "").partition(" ")
         with state.session(None) as session:
-            return authenticate(session, token.strip() if scheme.lower() == "bearer" else None)
+            return authenticate(read_only(session),
+                                token.strip() if scheme.lower() == "bearer" else None)
 
 
 

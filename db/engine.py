@@ -31,8 +31,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # One writer at a time, taken up front: no deferred-transaction upgrade deadlocks,
-    # and a claim (read + update) is atomic without SKIP LOCKED.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # and a claim (read + update) is atomic without SKIP LOCKED. Sessions that only read
+    # ask for `sqlite_begin="DEFERRED"` and then read in parallel (WAL).
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
 
 
 def make_engine(url: str) -> Engine:
@@ -51,3 +53,9 @@ def make_engine(url: str) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only(session: Session) -> Session:
+    """Mark a fresh session as reading only: on SQLite it then does not take the write lock."""
+    session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+    return session

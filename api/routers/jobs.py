@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, StateDep, require
+from db.engine import read_only
 from api.errors import AUTH_ERRORS, Problem
 from service.auth import Role
 from service import jobs as job_service
@@ -179,7 +180,7 @@ async def job_events(
     after = _after(cursor, last_event_id)
 
     def read(after_id: int) -> tuple[list[JobEvent], bool]:
-        with state.session(principal.project) as session:
+        with read_only(state.session(principal.project)) as session:
             events = job_service.list_events(session, job_id, after=after_id, limit=limit)
             ended = job_service.get_job(session, job_id).state in TERMINAL_STATES
             return events, ended
