@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -16,12 +18,13 @@ from api.gate import Gate
 from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
-from service import auth, queue
+from service import auth, queue, registry
 from service.artifacts import LocalArtifactStore
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
 
 log = logging.getLogger(__name__)
+BLOB_SWEEP_SECONDS = 600.0  # how often unreferenced blobs past their grace are collected
 
 ROUTERS = [health.router, jobs.router, worker.router, adapters.router, aliases.router,
            checkpoints.router, datasets.router, tokens.router]
@@ -70,7 +73,8 @@ def _bootstrap_tokens(state: AppState) -> None:
 
 
 async def _expire_leases_forever(state: AppState) -> None:
-    """Requeue jobs whose worker stopped heartbeating, a few times per lease."""
+    """Requeue jobs whose worker stopped heartbeating, a few times per lease; now and then,
+    collect blobs nothing refers to (past `blob_grace_seconds`) and stale temp files."""
     interval = max(min(state.settings.lease_seconds / 3, 5.0), 0.05)
 
     def sweep() -> int:
@@ -79,13 +83,22 @@ async def _expire_leases_forever(state: AppState) -> None:
             session.commit()
             return count
 
+    def sweep_blobs() -> None:
+        with state.session(None) as session:
+            registry.sweep_blobs(session, state.store,
+                                 timedelta(seconds=state.settings.blob_grace_seconds))
+
+    next_blob_sweep = 0.0
     while True:
         await asyncio.sleep(interval)
         try:
             if await run_in_threadpool(sweep):
                 state.new_work.notify()
+            if time.monotonic() >= next_blob_sweep:
+                next_blob_sweep = time.monotonic() + BLOB_SWEEP_SECONDS
+                await run_in_threadpool(sweep_blobs)
         except Exception:  # the database may be briefly away; try again next round
-            log.warning("lease sweep failed", exc_info=True)
+            log.warning("housekeeping failed", exc_info=True)
 
 
 def _document_spec_schema(app: FastAPI) -> None:

@@ -142,6 +142,10 @@ class ArtifactStore(ABC):
         """Remove temp files left by interrupted writes; returns how many were removed."""
         return 0
 
+    def stale_blobs(self, older_than: timedelta) -> Iterator[str]:
+        """Blobs neither written nor re-put for `older_than` (candidates for collection)."""
+        return iter(())
+
 
 def _read_range(f: BinaryIO, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
     with f:
@@ -252,6 +256,7 @@ class LocalArtifactStore(ArtifactStore):
             raise ChecksumMismatch(
                 f"blob {expected_sha256} has {size} bytes, not the announced {expected_size}"
             )
+        _touch(self._path(expected_sha256))
         return Blob(expected_sha256, size)
 
     def _commit(self, tmp: _TempBlob) -> Blob:
@@ -259,6 +264,7 @@ class LocalArtifactStore(ArtifactStore):
         dest = self._path(blob.sha256)
         if dest.exists():
             log.debug("blob %s already stored", blob.sha256)
+            _touch(dest)
             return blob
         if not dest.parent.is_dir():
             dest.parent.mkdir(exist_ok=True)
@@ -358,6 +364,23 @@ class LocalArtifactStore(ArtifactStore):
         if removed:
             log.info("removed %d stale temp files from %s", removed, self.tmp_dir)
         return removed
+
+    def stale_blobs(self, older_than: timedelta) -> Iterator[str]:
+        cutoff = time.time() - older_than.total_seconds()
+        for path in self.blobs_dir.glob("??/*"):
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    yield path.parent.name + path.name
+            except FileNotFoundError:
+                continue
+
+
+def _touch(path: Path) -> None:
+    """A re-put refreshes the blob's age, so the sweep of unreferenced blobs spares it."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass
 
 
 def _fsync_dir(path: Path) -> None:

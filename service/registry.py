@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import quote
@@ -737,6 +737,13 @@ def collect_garbage(session: Session, store: ArtifactStore, candidates: Iterable
     if deleted:
         log.info("collected %d unreferenced blobs", len(deleted))
     return deleted
+
+
+def sweep_blobs(session: Session, store: ArtifactStore, older_than: timedelta) -> list[str]:
+    """Delete blobs no row refers to that nobody wrote for `older_than` (uploads of refused
+    results, files of deleted objects whose collection was interrupted)."""
+    store.cleanup_temp(older_than)
+    return collect_garbage(session, store, list(store.stale_blobs(older_than)))
 
 
 # ---------------------------------------------------------------------------- checkpoints

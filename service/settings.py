@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     claim_wait_seconds: float = Field(25.0, ge=0, description="Longest long-poll of an idle worker.")
     queue_poll_seconds: float = Field(0.5, gt=0, description="DB poll fallback while long-polling.")
     checkpoints_keep: int = Field(3, ge=1, description="Checkpoints kept per succeeded job.")
+    blob_grace_seconds: float = Field(
+        3600.0, gt=0, description="Age after which an unreferenced blob is deleted by the sweep."
+    )
     lora_path_roots: list[Path] = Field(
         default_factory=list, description="Worker-local folders a lora_path may point into."
     )

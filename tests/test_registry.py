@@ -605,3 +605,35 @@ def test_in_use_is_a_conflict_error(state: AppState):
         make_job(session, state=JobState.running, parent=adapter.id)
         with pytest.raises(Conflict):
             registry.delete_adapter(session, adapter.id)
+
+
+def test_sweep_collects_old_unreferenced_blobs_only(settings):
+    """An upload whose result was refused is collected once past the grace period; a blob a
+    row refers to, or a fresh one, is kept; a re-put makes an old blob fresh again."""
+    import os
+    import time
+    from datetime import timedelta
+
+    from db.engine import make_engine, make_sessionmaker
+    from service.artifacts import LocalArtifactStore
+    from service.registry import sweep_blobs
+
+    store = LocalArtifactStore(settings.artifacts_dir)
+    orphan = store.put_bytes(b"refused upload")
+    fresh = store.put_bytes(b"just uploaded")
+    reput = store.put_bytes(b"uploaded again")
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        kept = store.put_bytes(b"a dataset")
+        session.add(models.Dataset(id="ds_" + "0" * 26, name="d", sha256=kept.sha256,
+                                   size=kept.size, rows=1, keys=[]))
+        session.commit()
+        old = time.time() - 7200
+        for blob in (orphan, kept, reput):
+            os.utime(store.local_path(blob.sha256), (old, old))
+        store.put_bytes(b"uploaded again")  # re-put: fresh again
+        deleted = sweep_blobs(session, store, timedelta(hours=1))
+    engine.dispose()
+    assert deleted == [orphan.sha256]
+    assert not store.exists(orphan.sha256)
+    assert all(store.exists(b.sha256) for b in (kept, fresh, reput))
