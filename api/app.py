@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             upgrade(engine)
             _bootstrap_tokens(app.state.loraplane)
-        sweeper = asyncio.create_task(_expire_leases_forever(app.state.loraplane))
+        sweeper = asyncio.create_task(_housekeeping_forever(app.state.loraplane))
         yield
         sweeper.cancel()
         engine.dispose()
@@ -72,7 +72,7 @@ def _bootstrap_tokens(state: AppState) -> None:
         session.commit()
 
 
-async def _expire_leases_forever(state: AppState) -> None:
+async def _housekeeping_forever(state: AppState) -> None:
     """Requeue jobs whose worker stopped heartbeating, a few times per lease; now and then,
     collect blobs nothing refers to (past `blob_grace_seconds`) and stale temp files."""
     interval = max(min(state.settings.lease_seconds / 3, 5.0), 0.05)
