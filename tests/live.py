@@ -48,7 +48,11 @@ class LiveServer:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=_env(self.data_dir, self.env), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(self.url, timeout, self.proc, self.log)
+        try:
+            wait_ready(self.url, timeout, self.proc, self.log)
+        except BaseException:
+            self.kill()  # never leave a half-started server behind
+            raise
         self.admin_token = (self.env.get("LORAPLANE_ADMIN_TOKEN")
                             or (self.data_dir / "admin.token").read_text().strip())
         self.worker_token = (self.env.get("LORAPLANE_WORKER_TOKEN")

@@ -27,14 +27,17 @@ def test_two_apis_three_workers_thirty_jobs(pg_database: str, tmp_path: Path):
     shared = tmp_path / "shared"  # one artifacts folder, as a shared volume would be
     env = {"LORAPLANE_ARTIFACTS_DIR": str(shared / "artifacts"),
            "LORAPLANE_QUEUE_POLL_SECONDS": "0.2"}
-    first = LiveServer(tmp_path / "api1", pg_database, env=env).start()
-    env2 = {**env, "LORAPLANE_ADMIN_TOKEN": first.admin_token,
-            "LORAPLANE_WORKER_TOKEN": first.worker_token}
-    second = LiveServer(tmp_path / "api2", pg_database, env=env2).start()
-    workers = [LiveWorker(first, tmp_path / "w1").start(),
-               LiveWorker(first, tmp_path / "w2").start(),
-               LiveWorker(second, tmp_path / "w3").start()]
+    first = LiveServer(tmp_path / "api1", pg_database, env=env)
+    second = LiveServer(tmp_path / "api2", pg_database, env=dict(env))
+    workers: list[LiveWorker] = []
     try:
+        first.start()
+        second.env.update(LORAPLANE_ADMIN_TOKEN=first.admin_token,
+                          LORAPLANE_WORKER_TOKEN=first.worker_token)
+        second.start()
+        workers = [LiveWorker(first, tmp_path / "w1").start(),
+                   LiveWorker(first, tmp_path / "w2").start(),
+                   LiveWorker(second, tmp_path / "w3").start()]
         apis = [first.client(), second.client()]
         ids = [apis[n % 2].post("/jobs", json=SPEC).json()["id"] for n in range(30)]
         deadline = time.monotonic() + 300
@@ -59,5 +62,6 @@ def test_two_apis_three_workers_thirty_jobs(pg_database: str, tmp_path: Path):
     finally:
         for worker in workers:
             worker.stop()
-        second.stop()
-        first.stop()
+        for server in (second, first):
+            server.stop()
+            server.kill()
