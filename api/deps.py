@@ -11,6 +11,7 @@ import asyncio
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,27 +68,37 @@ def get_state(request: Request) -> AppState:
     return request.app.state.loraplane
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI then runs them on the event loop
+# instead of sending each through the threadpool.
+async def _state(request: Request) -> AppState:
+    return get_state(request)
+
+
+async def get_settings(request: Request) -> Settings:
     return get_state(request).settings
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     return get_state(request).store
 
 
 _bearer = HTTPBearer(auto_error=False, description="A loraplane token: `lp_tok_…`.")
 
 
-def get_principal(
+def _authenticate(request: Request, token: str | None) -> Principal:
+    with get_state(request).session(None) as session:
+        return authenticate(read_only(session), token)
+
+
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from its bearer token; an admin may act in another project by header."""
     principal = getattr(request.state, "principal", None)  # checked already at the gate
     if principal is None:
-        with get_state(request).session(None) as session:
-            principal = authenticate(read_only(session),
-                                     credentials.credentials if credentials else None)
+        token = credentials.credentials if credentials else None
+        principal = await run_in_threadpool(_authenticate, request, token)
     override = request.headers.get(PROJECT_HEADER)
     if override and override != principal.project:
         if principal.role is not Role.admin:
@@ -102,7 +113,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require(*roles: Role) -> Depends:
     """A router dependency admitting only these roles (403 for the others)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"a {principal.role.value} token cannot do this (needs: {allowed})")
@@ -127,7 +138,7 @@ def get_worker_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-StateDep = Annotated[AppState, Depends(get_state)]
+StateDep = Annotated[AppState, Depends(_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WorkerSessionDep = Annotated[Session, Depends(get_worker_session)]

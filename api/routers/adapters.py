@@ -34,7 +34,7 @@ _BLOB = {
 }
 
 
-def get_base_url(request: Request) -> str:
+async def get_base_url(request: Request) -> str:
     """Where clients reach this service: `public_url` if set, else the request's base URL."""
     public = get_state(request).settings.public_url
     return (public or str(request.base_url)).rstrip("/")
