@@ -84,9 +84,8 @@ def stored_idempotency_key(session: Session, key: str) -> str:
 
 
 def find_by_idempotency_key(session: Session, key: str, digest: str) -> Job | None:
-    # Keys stored before they were namespaced are still found (in their own project only).
-    keys = [stored_idempotency_key(session, key), key]
-    row = session.scalar(select(models.Job).where(models.Job.idempotency_key.in_(keys)))
+    stored = stored_idempotency_key(session, key)
+    row = session.scalar(select(models.Job).where(models.Job.idempotency_key == stored))
     if row is None:
         return None
     if row.request_hash != digest:
