@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from db import models
 from db.base import utcnow
-from service.domain import Page, decode_cursor, encode_cursor
+from service.domain import Page
 from service.errors import InvalidRequest, NotFound, ServiceError
 from service.ids import new_id
+from service.paging import newest_first
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,9 @@ def authenticate(session: Session, token: str | None) -> Principal:
 
 
 def list_tokens(session: Session, *, limit: int, cursor: str | None) -> Page[TokenInfo]:
-    stmt = select(models.ApiToken).order_by(models.ApiToken.id.desc()).limit(limit + 1)
-    if cursor:
-        stmt = stmt.where(models.ApiToken.id < str(decode_cursor(cursor)))
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[TokenInfo](items=[_info(r) for r in rows],
-                           next_cursor=encode_cursor(rows[-1].id) if more and rows else None)
+    rows, next_cursor = newest_first(session, select(models.ApiToken), models.ApiToken.id,
+                                     limit=limit, cursor=cursor)
+    return Page[TokenInfo](items=[_info(r) for r in rows], next_cursor=next_cursor)
 
 
 def revoke_token(session: Session, token_id: str) -> TokenInfo:

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from service.artifacts import ArtifactStore, ArtifactTooLarge, Blob
-from service.domain import Page, decode_cursor, encode_cursor
+from service.domain import Page
 from service.errors import InvalidDataset, InvalidRequest, InvalidSpec, NotFound, PayloadTooLarge
 from service.ids import has_prefix, new_id
+from service.paging import newest_first
 from service.paths import outside_roots
 from service.spec import JobSpec
 
@@ -226,19 +227,9 @@ def get_dataset(session: Session, dataset_id: str) -> Dataset:
 
 def list_datasets(session: Session, *, limit: int, cursor: str | None) -> Page[Dataset]:
     """Newest first, keyed on the time-ordered id."""
-    stmt = select(models.Dataset).order_by(models.Dataset.id.desc()).limit(limit + 1)
-    if cursor:
-        after = decode_cursor(cursor)
-        if not isinstance(after, str):
-            raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
-        stmt = stmt.where(models.Dataset.id < after)
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[Dataset](
-        items=[to_dataset(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    rows, next_cursor = newest_first(session, select(models.Dataset), models.Dataset.id,
+                                     limit=limit, cursor=cursor)
+    return Page[Dataset](items=[to_dataset(r) for r in rows], next_cursor=next_cursor)
 
 
 def check_data_paths(session: Session, spec: JobSpec, roots: Sequence[Path]) -> None:

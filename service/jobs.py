@@ -20,11 +20,10 @@ from service.domain import (
     JobState,
     Page,
     Progress,
-    decode_cursor,
-    encode_cursor,
 )
-from service.errors import Conflict, InvalidRequest, NotFound
+from service.errors import Conflict, NotFound
 from service.ids import new_id
+from service.paging import newest_first
 from service.spec import ParsedSpec
 
 
@@ -153,21 +152,11 @@ def get_job(session: Session, job_id: str) -> Job:
 
 def list_jobs(session: Session, *, state: JobState | None, limit: int, cursor: str | None) -> Page[Job]:
     """Newest first; the cursor is keyed on the (time-ordered) id, so pages never repeat."""
-    stmt = select(models.Job).order_by(models.Job.id.desc()).limit(limit + 1)
+    stmt = select(models.Job)
     if state is not None:
         stmt = stmt.where(models.Job.state == state.value)
-    if cursor:
-        after = decode_cursor(cursor)
-        if not isinstance(after, str):
-            raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
-        stmt = stmt.where(models.Job.id < after)
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[Job](
-        items=[to_job(r) for r in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    rows, next_cursor = newest_first(session, stmt, models.Job.id, limit=limit, cursor=cursor)
+    return Page[Job](items=[to_job(r) for r in rows], next_cursor=next_cursor)
 
 
 def cancel_job(session: Session, job_id: str) -> Job:

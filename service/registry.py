@@ -36,6 +36,7 @@ from service.domain import (
 )
 from service.errors import Conflict, InvalidArtifact, InvalidRequest, NotFound
 from service.ids import new_id
+from service.paging import newest_first
 
 log = logging.getLogger(__name__)
 
@@ -512,25 +513,15 @@ def list_adapters(
     base_url: str | None = None,
 ) -> Page[Adapter]:
     """Newest first, keyed on the time-ordered id."""
-    stmt = select(models.Adapter).order_by(models.Adapter.id.desc()).limit(limit + 1)
+    stmt = select(models.Adapter)
     if name is not None:
         stmt = stmt.where(models.Adapter.name == name)
     if base_model is not None:
         stmt = stmt.where(models.Adapter.base_model == base_model)
     if kind is not None:
         stmt = stmt.where(models.Adapter.kind == kind)
-    if cursor:
-        after = decode_cursor(cursor)
-        if not isinstance(after, str):
-            raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
-        stmt = stmt.where(models.Adapter.id < after)
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[Adapter](
-        items=_to_adapters(session, rows, base_url),
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    rows, next_cursor = newest_first(session, stmt, models.Adapter.id, limit=limit, cursor=cursor)
+    return Page[Adapter](items=_to_adapters(session, rows, base_url), next_cursor=next_cursor)
 
 
 def adapter_file(session: Session, adapter_id: str, name: str) -> FileRef:
