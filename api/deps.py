@@ -11,14 +11,13 @@ import asyncio
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import db.scoping  # noqa: F401  (installs the project filter on every session)
 from db.engine import read_only
 from service.artifacts import ArtifactStore
-from service.auth import Forbidden, Principal, Role, authenticate
+from service.auth import Forbidden, Principal, Role, Unauthorized
 from service.settings import Settings
 
 PROJECT_HEADER = "X-Loraplane-Project"
@@ -74,10 +73,6 @@ async def _state(request: Request) -> AppState:
     return get_state(request)
 
 
-async def get_settings(request: Request) -> Settings:
-    return get_state(request).settings
-
-
 async def get_store(request: Request) -> ArtifactStore:
     return get_state(request).store
 
@@ -85,20 +80,15 @@ async def get_store(request: Request) -> ArtifactStore:
 _bearer = HTTPBearer(auto_error=False, description="A loraplane token: `lp_tok_…`.")
 
 
-def _authenticate(request: Request, token: str | None) -> Principal:
-    with get_state(request).session(None) as session:
-        return authenticate(read_only(session), token)
-
-
 async def get_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from its bearer token; an admin may act in another project by header."""
-    principal = getattr(request.state, "principal", None)  # checked already at the gate
-    if principal is None:
-        token = credentials.credentials if credentials else None
-        principal = await run_in_threadpool(_authenticate, request, token)
+    """The caller the gate (api/gate.py) authenticated; an admin may act in another project
+    by header. `_credentials` only puts the bearer scheme into the OpenAPI document."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # a public path: no route there asks for a caller
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
     override = request.headers.get(PROJECT_HEADER)
     if override and override != principal.project:
         if principal.role is not Role.admin:
@@ -139,7 +129,6 @@ def get_worker_session(request: Request) -> Iterator[Session]:
 
 
 StateDep = Annotated[AppState, Depends(_state)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WorkerSessionDep = Annotated[Session, Depends(get_worker_session)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]

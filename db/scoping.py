@@ -19,13 +19,9 @@ from db.models import DEFAULT_PROJECT, ProjectScoped
 PROJECT_KEY = "project"
 
 
-def scoped_project(session: Session) -> str | None:
-    """The project a session is confined to, or None for an all-projects session."""
-    return session.info.get(PROJECT_KEY)
-
-
 def project_for_new_rows(session: Session) -> str:
-    return session.info.get(PROJECT_KEY) or session.info.get("default_project") or DEFAULT_PROJECT
+    """The project new rows of this session belong to (an all-projects session: the default)."""
+    return session.info.get(PROJECT_KEY) or DEFAULT_PROJECT
 
 
 @event.listens_for(Session, "do_orm_execute")

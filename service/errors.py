@@ -56,12 +56,6 @@ class UserError(ServiceError):
     code = "user_error"
 
 
-class SystemError_(ServiceError):
-    """A job failure caused by the machine or the service: retried."""
-
-    code = "system_error"
-
-
 # code -> HTTP status; codes not listed map by their class (see api.errors).
 HTTP_STATUS: dict[str, int] = {
     "invalid_spec": 422,

@@ -83,7 +83,6 @@ RLINF_IGNORED_KEYS: dict[str, frozenset[str]] = {
 USED_SECTIONS = ("actor", "data", "runner")
 TOP_LEVEL_KEYS = ("actor", "data", "runner", "name", "priority")
 
-StrictInt = Annotated[int, Field(strict=True)]
 NameStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 
 
@@ -261,9 +260,6 @@ class JobSpec(_Section):
     @property
     def adapter_name(self) -> str | None:
         return self.runner.experiment_name or self.name
-
-
-_ = StrictInt  # strictness comes from _Section.model_config; the alias documents intent
 
 
 @dataclass(frozen=True)
