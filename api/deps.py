@@ -77,6 +77,12 @@ async def get_store(request: Request) -> ArtifactStore:
     return get_state(request).store
 
 
+async def get_base_url(request: Request) -> str:
+    """Where clients reach this service: `public_url` if set, else the request's base URL."""
+    public = get_state(request).settings.public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
 _bearer = HTTPBearer(auto_error=False, description="A loraplane token: `lp_tok_…`.")
 
 
@@ -132,3 +138,4 @@ StateDep = Annotated[AppState, Depends(_state)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WorkerSessionDep = Annotated[Session, Depends(get_worker_session)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+BaseUrlDep = Annotated[str, Depends(get_base_url)]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -155,16 +154,12 @@ def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adap
             )
         return row
     assert ref.name is not None
-    latest = registry.latest_version(session, ref.name)
-    if latest is None:
-        raise _error(
-            lora_path, f"no adapter named {ref.name!r} in the registry", "lora_path_unknown"
-        )
     if ref.version is not None:
         row = session.scalar(
             stmt.where(models.Adapter.name == ref.name, models.Adapter.version == ref.version)
         )
         if row is None:
+            latest = _latest(session, ref.name, lora_path)
             raise _error(
                 lora_path,
                 f"adapter {ref.name!r} has no version {ref.version} "
@@ -173,7 +168,7 @@ def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adap
             )
         return row
     if ref.alias == registry.LATEST:
-        target = latest.id
+        target = _latest(session, ref.name, lora_path).id
     else:
         target = session.scalar(
             select(models.Alias.adapter_id).where(
@@ -181,6 +176,7 @@ def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adap
             )
         )
         if target is None:
+            _latest(session, ref.name, lora_path)  # an unknown name says so
             raise _error(
                 lora_path, f"adapter {ref.name!r} has no alias {ref.alias!r}", "lora_path_unknown"
             )
@@ -190,6 +186,14 @@ def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adap
             lora_path, f"alias {ref.name}@{ref.alias} points to nothing", "lora_path_unknown"
         )
     return row
+
+
+def _latest(session: Session, name: str, lora_path: str) -> models.Adapter:
+    """The newest version of `name`; 422 when the registry has no adapter of that name."""
+    latest = registry.latest_version(session, name)
+    if latest is None:
+        raise _error(lora_path, f"no adapter named {name!r} in the registry", "lora_path_unknown")
+    return latest
 
 
 def _find_checkpoint(

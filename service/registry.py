@@ -273,6 +273,11 @@ def model_spec(job: models.Job) -> dict[str, Any]:
     return (job.spec or {}).get("actor", {}).get("model", {})
 
 
+def _job_kind(job: models.Job) -> Literal["lora", "full"]:
+    """`lora` for a LoRA job, `full` for full fine-tuning."""
+    return "lora" if model_spec(job).get("is_lora") else "full"
+
+
 def adapter_name_for(job: models.Job) -> str:
     """`runner.experiment_name`, else the job's name, else its id."""
     runner = (job.spec or {}).get("runner", {}) or {}
@@ -426,7 +431,7 @@ def register_adapter(
         if existing is not None:
             return _to_adapters(session, [existing], base_url)[0]
     spec = model_spec(job_row)
-    expected = "lora" if spec.get("is_lora") else "full"
+    expected = _job_kind(job_row)
     if result.kind != expected:
         raise InvalidArtifact(
             f"job {job_row.id} is a {'LoRA' if expected == 'lora' else 'full'} fine-tuning job; "
@@ -535,7 +540,7 @@ def adapter_file(session: Session, adapter_id: str, name: str) -> FileRef:
 
 
 def adapter_files(session: Session, adapter_id: str) -> list[FileRef]:
-    adapter_row(session, adapter_id)
+    """The files of an adapter the caller has already read, by name (none for an unknown id)."""
     return _files_of(session, [adapter_id])[adapter_id]
 
 
@@ -599,11 +604,10 @@ def set_alias(session: Session, name: str, alias: str, adapter_id: str) -> Alias
             f"alias {LATEST!r} is reserved: it always means the newest version",
             code="invalid_alias",
         )
-    target = session.scalar(
-        select(models.Adapter).where(models.Adapter.id == adapter_id).with_for_update(read=True)
-    )
-    if target is None:
-        raise InvalidRequest(f"no adapter {adapter_id!r}", code="invalid_alias")
+    try:
+        target = adapter_row(session, adapter_id, lock="share")
+    except NotFound:
+        raise InvalidRequest(f"no adapter {adapter_id!r}", code="invalid_alias") from None
     if target.name != name:
         raise InvalidRequest(
             f"adapter {adapter_id} is named {target.name!r} (v{target.version}), not {name!r}; "
@@ -740,10 +744,6 @@ def sweep_blobs(session: Session, store: ArtifactStore, older_than: timedelta) -
 # ---------------------------------------------------------------------------- checkpoints
 
 
-def _job_kind(job: models.Job) -> Literal["lora", "full"]:
-    return "lora" if model_spec(job).get("is_lora") else "full"
-
-
 def _to_checkpoint(row: models.Checkpoint, job: models.Job, base_url: str | None) -> Checkpoint:
     files = [FileRef(**f) for f in row.files]
     kind = _job_kind(job)
@@ -851,7 +851,7 @@ def list_checkpoints(
     )
     if cursor:
         after = decode_cursor(cursor)
-        if not isinstance(after, int) or not -(2**31) <= after < 2**31:  # `step` is INTEGER
+        if not isinstance(after, int) or not -MAX_INT - 1 <= after <= MAX_INT:  # `step` is INTEGER
             raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
         stmt = stmt.where(models.Checkpoint.step > after)
     rows = list(session.scalars(stmt))

@@ -161,7 +161,8 @@ def test_rejections_say_what_is_wrong(client: TestClient, state: AppState, setti
         submit(client, "ad_00000000000000000000000000", rank=8),
         "no adapter ad_00000000000000000000000000",
     )
-    assert_422(submit(client, "nobody:1", rank=8), "no adapter named 'nobody'")
+    for unknown_name in ("nobody:1", "nobody@prod", "nobody@latest"):
+        assert_422(submit(client, unknown_name, rank=8), "no adapter named 'nobody'")
     assert_422(submit(client, "bot:9", rank=8), "has no version 9", "newest is 1")
     assert_422(submit(client, "bot@prod", rank=8), "has no alias 'prod'")
     assert_422(

@@ -325,6 +325,7 @@ def test_public_url_setting_shapes_urls(client: TestClient, state: AppState):
     state.settings.public_url = "https://lp.example/api/"
     body = client.get(f"/adapters/{adapter.id}").json()
     assert body["lora_path"] == f"https://lp.example/api/adapters/{adapter.id}"
+    assert body["download_url"] == f"https://lp.example/api/adapters/{adapter.id}/archive"
 
 
 def test_list_filters_and_pages(client: TestClient, state: AppState):
@@ -474,6 +475,7 @@ def test_file_download_range_etag_and_archive(client: TestClient, state: AppStat
         f"/adapters/{adapter.id}/archive", headers={"If-None-Match": archive.headers["etag"]}
     )
     assert cached.status_code == 304
+    assert client.get("/adapters/ad_00000000000000000000000000/archive").status_code == 404
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep, StoreDep, get_state, require
+from api.deps import BaseUrlDep, SessionDep, StoreDep, get_state, require
 from api.downloads import blob_response, content_disposition, tar_stream
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
 from service import registry
+from service.auth import Role
 from service.domain import Page
 from service.registry import Adapter
 
@@ -32,15 +32,6 @@ _BLOB = {
     304: {"description": "Not modified (If-None-Match)"},
     416: {"model": Problem, "description": "Range not satisfiable"},
 }
-
-
-async def get_base_url(request: Request) -> str:
-    """Where clients reach this service: `public_url` if set, else the request's base URL."""
-    public = get_state(request).settings.public_url
-    return (public or str(request.base_url)).rstrip("/")
-
-
-BaseUrlDep = Annotated[str, Depends(get_base_url)]
 
 
 @router.get(
@@ -137,17 +128,18 @@ def head_file(
 def download_archive(
     adapter_id: str, request: Request, session: SessionDep, store: StoreDep
 ) -> Response:
-    adapter = registry.get_adapter(session, adapter_id)
+    adapter = registry.adapter_row(session, adapter_id)
+    files = registry.adapter_files(session, adapter_id)
     # The tar is a function of the files and the adapter's creation time: a stable ETag.
     digest = hashlib.sha256(
-        "\n".join(f"{f.name}\0{f.sha256}" for f in adapter.files).encode()
+        "\n".join(f"{f.name}\0{f.sha256}" for f in files).encode()
         + adapter.created_at.isoformat().encode()
     ).hexdigest()
     etag = f'"tar-{digest}"'
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"etag": etag})
     chunks = tar_stream(
-        [(f.name, f.sha256, f.size) for f in adapter.files],
+        [(f.name, f.sha256, f.size) for f in files],
         store,
         mtime=adapter.created_at.timestamp(),
     )

@@ -7,8 +7,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, require
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
 from service import registry
+from service.auth import Role
 from service.registry import Alias
 
 router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)],

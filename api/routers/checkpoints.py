@@ -6,12 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import SessionDep, StoreDep, require
+from api.deps import BaseUrlDep, SessionDep, StoreDep, require
 from api.downloads import blob_response
 from api.errors import AUTH_ERRORS, Problem
-from api.routers.adapters import BaseUrlDep
-from service.auth import Role
 from service import registry
+from service.auth import Role
 from service.domain import Page
 from service.registry import Checkpoint
 

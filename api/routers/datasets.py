@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
 from api.downloads import blob_response
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
 from service import datasets as dataset_service
+from service.auth import Role
 from service.datasets import MEDIA_TYPES, Dataset
 from service.domain import Page
 from service.errors import PayloadTooLarge, UnsupportedMediaType

@@ -13,10 +13,9 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import StateDep, WorkerSessionDep, require
+from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
 from api.downloads import blob_response
 from api.errors import AUTH_ERRORS, Problem
-from api.routers.adapters import BaseUrlDep
 from service.auth import Role
 from service import dispatch, queue, registry
 from service.artifacts import Blob, validate_sha256
