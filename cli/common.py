@@ -82,19 +82,19 @@ def fail(code: Exit, message: str) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def _exit_for_status(status: int) -> Exit:
+    if status == 404:
+        return Exit.NOT_FOUND
+    if status in (401, 403):
+        return Exit.AUTH
+    return Exit.SERVER_ERROR if status >= 500 else Exit.REFUSED
+
+
 def exit_code_for(exc: BaseException) -> Exit:
     if isinstance(exc, ApiError):
-        if exc.status == 404:
-            return Exit.NOT_FOUND
-        if exc.status in (401, 403):
-            return Exit.AUTH
-        if exc.status >= 500:
-            return Exit.SERVER_ERROR
-        return Exit.REFUSED
+        return _exit_for_status(exc.status)
     if isinstance(exc, httpx.HTTPStatusError):  # from a download
-        status = exc.response.status_code
-        return (Exit.NOT_FOUND if status == 404 else Exit.AUTH if status in (401, 403)
-                else Exit.SERVER_ERROR if status >= 500 else Exit.REFUSED)
+        return _exit_for_status(exc.response.status_code)
     if isinstance(exc, httpx.TransportError):
         return Exit.UNREACHABLE
     if isinstance(exc, ChecksumMismatch):

@@ -43,8 +43,6 @@ from cli.common import (
 jobs_app = typer.Typer(help="List, inspect, cancel and follow training jobs.",
                        no_args_is_help=True)
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
-
 
 # ------------------------------------------------------------------------------- submit
 

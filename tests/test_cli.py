@@ -132,6 +132,39 @@ def test_pull_resumes_and_replaces_what_does_not_verify(server: LiveServer, firs
     assert not list(dest.glob("*.part"))
 
 
+class _Tamper(httpx.HTTPTransport):
+    """The real server, with one byte flipped in every adapter file it serves."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if "/files/" not in request.url.path or response.status_code >= 300:
+            return response
+        body = bytearray(response.read())
+        body[len(body) // 2] ^= 0xFF
+        return httpx.Response(response.status_code, headers=response.headers,
+                              stream=httpx.ByteStream(bytes(body)), request=request)
+
+
+def test_pull_that_does_not_verify_exits_7(server: LiveServer, first: dict, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.common
+
+    connect = cli.common.connect
+
+    def tampered(url: str | None, token: str | None):
+        sdk = connect(url, token)
+        sdk.set_httpx_client(httpx.Client(base_url=url, transport=_Tamper(), timeout=30,
+                                          headers={"Authorization": f"Bearer {token}"}))
+        return sdk
+
+    monkeypatch.setattr(cli.common, "connect", tampered)
+    dest = tmp_path / "tampered"
+    result = run(server, "adapters", "pull", first["adapter_id"], str(dest))
+    assert result.exit_code == 7, result.stdout + result.stderr
+    assert "hashes to" in result.stderr
+    assert not [p for p in dest.rglob("*") if p.is_file()]  # the bad bytes are deleted
+
+
 def test_a_failed_job_exits_1(server: LiveServer, tmp_path: Path) -> None:
     result = run(server, "submit", str(spec(tmp_path, "broken", model="no-such-model")),
                  "--follow")

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from attrs import evolve
-from loraplane_client import AuthenticatedClient, Client
+from loraplane_client import ApiError, AuthenticatedClient, Client
 from loraplane_client.api.worker import (
     acknowledge_cancel,
     add_job_checkpoint,
@@ -42,7 +42,7 @@ from loraplane_client.types import File, Response
 
 from service.errors import LeaseLost, ServiceError
 
-__all__ = ["LEASE_HEADER", "ServerError", "WorkerClient", "file_sha256"]
+__all__ = ["LEASE_HEADER", "ServerError", "WorkerClient"]
 
 log = logging.getLogger(__name__)
 LEASE_HEADER = "X-Loraplane-Lease"
@@ -101,16 +101,11 @@ class WorkerClient:
         status = int(response.status_code)
         if 200 <= status < 300:
             return response
-        try:
-            problem = json.loads(response.content)
-        except ValueError:
-            problem = None
-        if not isinstance(problem, dict):
-            problem = {"detail": response.content.decode(errors="replace")[:500]}
-        detail = str(problem.get("detail", ""))
-        if status == 409 and problem.get("code") == "lease_lost":
-            raise LeaseLost(detail)
-        raise ServerError(f"{what}: {status} {detail}", code=problem.get("code", "server_error"))
+        error = ApiError.from_response(status, response.content)
+        code = str(error.problem.get("code") or "server_error")
+        if status == 409 and code == "lease_lost":
+            raise LeaseLost(error.detail)
+        raise ServerError(f"{what}: {status} {error.detail}", code=code)
 
     def _long_poll_client(self, seconds: float) -> AuthenticatedClient | Client:
         """The SDK client, or a twin whose reads wait out a long-poll of `seconds`."""
