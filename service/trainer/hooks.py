@@ -16,7 +16,8 @@ class TrainingHooks(Protocol):
         """A notable event, meant for the job's event stream."""
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        """After every optimizer step: loss, lr, grad_norm, tokens_per_s, epoch (+ val_loss)."""
+        """After every optimizer step: loss, lr, grad_norm, tokens_per_s, tokens, epoch
+        (+ val_loss). `metrics` is a fresh dict each step, never changed afterwards."""
 
     def checkpoint(self, step: int, directory: Path) -> None:
         """A checkpoint folder is complete; upload it before returning."""

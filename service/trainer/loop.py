@@ -131,6 +131,9 @@ class TrainingSession:
             )
             if dropped:
                 self._note(f"dropped {dropped} validation samples whose answer max_length cuts off")
+        # Collated once: every validation pass runs the same micro-batches.
+        self._val_batches = self._micro_batches(self.val_examples)
+        self._val_tokens = max(1, sum(e.answer_tokens for e in self.val_examples))
 
     def _build_model(self, resume_state: dict[str, Any] | None) -> torch.nn.Module:
         model_spec = self.spec.actor.model
@@ -213,8 +216,8 @@ class TrainingSession:
     def _train_step(self, examples: list[Example]) -> dict[str, float]:
         started = time.perf_counter()
         batches = self._micro_batches(examples)
-        answer_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
-        input_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+        answer_tokens = sum(e.answer_tokens for e in examples)
+        input_tokens = sum(len(e.input_ids) for e in examples)
         total = torch.zeros((), device=self.device)
         for batch in batches:
             loss = self._loss_sum(batch) / answer_tokens
@@ -257,13 +260,12 @@ class TrainingSession:
     def _validate(self) -> float:
         self.model.eval()
         try:
-            loss_sum, tokens = 0.0, 0
-            for batch in self._micro_batches(self.val_examples):
-                loss_sum += float(self._loss_sum(batch))
-                tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            loss_sum = torch.zeros((), device=self.device)
+            for batch in self._val_batches:
+                loss_sum += self._loss_sum(batch)
         finally:
             self.model.train()
-        return loss_sum / max(tokens, 1)
+        return float(loss_sum) / self._val_tokens  # one device sync per validation
 
     # ------------------------------------------------------------------ outputs
 
@@ -328,7 +330,6 @@ class TrainingSession:
 
     def _result(self, step: int, output_dir: Path, stopped: str | None) -> TrainingResult:
         lora = self.model.peft_config["default"] if isinstance(self.model, PeftModel) else None
-        wrapped = models.wrapped_module_names(self.model) if lora else []
         return TrainingResult(
             kind=self.kind,
             output_dir=output_dir,
@@ -340,7 +341,7 @@ class TrainingSession:
             },
             rank=int(lora.r) if lora else None,
             alpha=float(lora.lora_alpha) if lora else None,
-            target_modules=sorted({name.rsplit(".", 1)[-1] for name in wrapped}),
+            target_modules=models.wrapped_leaf_names(self.model) if lora else [],
             trainable_params=sum(p.numel() for p in self.params),
             total_params=sum(p.numel() for p in self.model.parameters()),
             base_fingerprint=self.fingerprint,
@@ -379,8 +380,8 @@ class TrainingSession:
         total = sum(p.numel() for p in self.model.parameters())
         if isinstance(self.model, PeftModel):
             config = self.model.peft_config["default"]
-            leaves = sorted({n.rsplit(".", 1)[-1] for n in models.wrapped_module_names(self.model)})
-            self._note(f"LoRA r={config.r} alpha={config.lora_alpha} on {', '.join(leaves)}")
+            leaves = ", ".join(models.wrapped_leaf_names(self.model))
+            self._note(f"LoRA r={config.r} alpha={config.lora_alpha} on {leaves}")
         self._note(
             f"model loaded on {self.device}: {trainable:,} of {total:,} parameters trainable "
             f"({100 * trainable / total:.2f}%)"
@@ -437,7 +438,7 @@ class TrainingSession:
                 metrics["val_loss"] = self._val_loss = self._validate()
                 self._last_val_step = step
             self.metrics = metrics
-            self.hooks.progress(step, self.total_steps, dict(metrics))
+            self.hooks.progress(step, self.total_steps, metrics)
             if interval != -1 and step % interval == 0 and step < self.total_steps:
                 self._save_checkpoint(step)
             request = self.hooks.should_stop()

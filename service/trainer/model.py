@@ -252,6 +252,11 @@ def wrapped_module_names(model: PeftModel) -> list[str]:
     return [name for name, module in _plain_modules(model) if hasattr(module, "lora_A")]
 
 
+def wrapped_leaf_names(model: PeftModel) -> list[str]:
+    """Sorted unique leaf names of the modules carrying a LoRA layer (e.g. `q_proj`)."""
+    return sorted({name.rsplit(".", 1)[-1] for name in wrapped_module_names(model)})
+
+
 def lora_state_dict(model: PeftModel) -> dict[str, torch.Tensor]:
     """The adapter's LoRA tensors only (never embedding or head copies)."""
     state = get_peft_model_state_dict(model, save_embedding_layers=False)

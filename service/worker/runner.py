@@ -106,7 +106,7 @@ class JobRun:
         with self._lock:
             self._events.append({"kind": "metrics", "data": {"step": step, "total": total,
                                                              **metrics}})
-            self._progress = (step, total, dict(metrics))
+            self._progress = (step, total, metrics)
 
     def checkpoint(self, step: int, directory: Path) -> None:
         self.flush()

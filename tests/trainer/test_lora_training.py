@@ -147,6 +147,25 @@ def test_narrow_targets_are_saved_so_a_reload_wraps_the_same_modules(
     assert wrapped == ["base_model.model.model.layers.0.self_attn.q_proj"]
 
 
+def test_gradient_accumulation_matches_one_large_batch(train, make_spec) -> None:
+    def run(micro: int):
+        spec = make_spec(
+            {
+                "actor": {"micro_batch_size": micro, "global_batch_size": 8},
+                "runner": {"max_steps": 4},
+            }
+        )
+        result, hooks, _ = train(spec)
+        with safe_open(str(result.output_dir / "adapter_model.safetensors"), "pt") as handle:
+            return hooks.losses, {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+
+    (whole_losses, whole), (accum_losses, accum) = run(8), run(2)  # 1 x 8 and 4 x 2
+    assert accum_losses == pytest.approx(whole_losses, rel=1e-5)
+    assert whole.keys() == accum.keys()
+    for name in whole:
+        assert torch.allclose(whole[name], accum[name], atol=1e-4), name
+
+
 def test_continue_from_adapter_keeps_its_config_and_its_progress(train, make_spec) -> None:
     # One batch holds the whole (capped) dataset, so every step sees the same data.
     whole = {"actor": {"micro_batch_size": 8, "global_batch_size": 16}, "data": {"max_samples": 16}}
