@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from db import models
 from service import queue, registry
+from service.artifacts import ArtifactStore
 from service.domain import MAX_INT, Job, JobState, json_safe
 from service.errors import NotFound, ServiceError
 from service.jobs import record_state, to_job
@@ -18,7 +19,6 @@ from service.lora_path import LoraSource, SourceFile, resolve_source
 from service.queue import Lease
 from service.registry import AdapterResult, Checkpoint, FileRef
 from service.settings import Settings
-from service.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 

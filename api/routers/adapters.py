@@ -6,10 +6,10 @@ import hashlib
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import BaseUrlDep, SessionDep, StoreDep, get_state, require
+from api.deps import BaseUrlDep, SessionDep, StoreDep, require
 from api.downloads import blob_response, content_disposition, tar_stream
 from api.errors import AUTH_ERRORS, Problem
 from service import registry

@@ -9,8 +9,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import StateDep, require
 from api.errors import AUTH_ERRORS, Problem, problem
-from service.auth import Role
 from db.migrate import current_revision, head_revision
+from service.auth import Role
 
 router = APIRouter(tags=["health"])
 

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, SessionDep, StateDep, require
 from api.errors import AUTH_ERRORS, Problem
 from db.engine import read_only
-from service.auth import Role
 from service import jobs as job_service
+from service.auth import Role
 from service.domain import (
     MAX_BIGINT,
     TERMINAL_STATES,
@@ -26,7 +26,7 @@ from service.domain import (
     encode_cursor,
 )
 from service.errors import Conflict, InvalidRequest
-from service.spec import JSON_TYPES, YAML_TYPES, JobSpec, parse_body
+from service.spec import JSON_TYPES, YAML_TYPES, parse_body
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -70,7 +70,8 @@ async def submit_job(
     digest = job_service.request_hash(body, content_type)
 
     def submit() -> tuple[Job, bool]:
-        from service import datasets as dataset_service, lora_path as lora_path_service
+        from service import datasets as dataset_service
+        from service import lora_path as lora_path_service
 
         parsed = parse_body(body, content_type, settings.max_spec_bytes)
         for _ in range(2):

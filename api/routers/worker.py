@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
 from api.downloads import blob_response
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
 from service import dispatch, queue, registry
 from service.artifacts import Blob, validate_sha256
+from service.auth import Role
 from service.dispatch import CheckpointUpload, Claim
 from service.domain import MAX_INT, Job
 from service.queue import HeartbeatReply, JobFailure, WorkerEvent
