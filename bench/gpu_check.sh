@@ -2,7 +2,8 @@
 # GPU check for the trainer: the gpu-marked tests, then LoRA vs full fine-tuning of a ~0.5B Llama.
 # Needs one CUDA device and a Python with CUDA torch + the project's dependencies
 # (PYTHON=/path/to/python to pick one; default: python3 on PATH). Results go to $OUT if set.
-# Takes about 2-4 minutes on an H100.
+# Wheels in .whl/ (bench/gpu_wheels.sh fetches them) are installed first, for machines that
+# reach no package registry. Takes about 2-4 minutes on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -10,8 +11,14 @@ OUT="${OUT:-$(mktemp -d -t loraplane-gpu-XXXXXX)}"
 mkdir -p "$OUT"
 echo "results in $OUT"
 
+if compgen -G ".whl/*.whl" > /dev/null; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/loraplane-site .whl/*.whl
+    export PYTHONPATH="/tmp/loraplane-site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
 "$PYTHON" - <<'PY' | tee "$OUT/env.txt"
-import torch, transformers, peft
+import torch, transformers, peft, pydantic, omegaconf
 print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__,
       "peft", peft.__version__)
 assert torch.cuda.is_available(), "no CUDA device visible"
