@@ -16,7 +16,7 @@ from api import errors, metrics
 from api.deps import AppState
 from api.gate import Gate
 from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
-from db.engine import make_engine, make_sessionmaker
+from db.engine import make_engine
 from db.migrate import upgrade
 from service import auth, queue, registry
 from service.artifacts import LocalArtifactStore
@@ -52,7 +52,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     app.state.loraplane = AppState(settings=settings, engine=engine,
-                                   sessions=make_sessionmaker(engine),
                                    store=LocalArtifactStore(settings.artifacts_dir))
     errors.install(app)
     app.state.metrics = metrics.install(app)

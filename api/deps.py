@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 import db.scoping  # noqa: F401  (installs the project filter on every session)
-from db.engine import read_only
+from db.engine import make_sessionmaker, reading
 from service.artifacts import ArtifactStore
 from service.auth import Forbidden, Principal, Role, Unauthorized
 from service.settings import Settings
@@ -46,18 +49,26 @@ class AppState:
 
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
     store: ArtifactStore
     new_work: WorkSignal = field(default_factory=WorkSignal)
     admin_token_file: Path | None = None
     worker_token: str | None = None
+    reader: Engine = field(init=False)  # the engine for read-only transactions
+    sessions: sessionmaker[Session] = field(init=False)
+    read_sessions: sessionmaker[Session] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = reading(self.engine)
+        self.sessions = make_sessionmaker(self.engine)
+        self.read_sessions = make_sessionmaker(self.reader)
 
     async def notify_new_work(self) -> None:
         self.new_work.notify()
 
-    def session(self, project: str | None) -> Session:
-        """A session confined to `project` (None: every project, for workers and sweeps)."""
-        session = self.sessions()
+    def session(self, project: str | None, *, read: bool = False) -> Session:
+        """A session confined to `project` (None: every project, for workers and sweeps);
+        `read`: one that only reads (see db.engine.reading)."""
+        session = (self.read_sessions if read else self.sessions)()
         session.info["project"] = project
         return session
 
@@ -117,19 +128,30 @@ def require(*roles: Role) -> Depends:
     return Depends(check)
 
 
-def get_session(request: Request, principal: PrincipalDep) -> Iterator[Session]:
+@asynccontextmanager
+async def _request_session(request: Request, project: str | None) -> AsyncIterator[Session]:
+    # Opening a session does no I/O (it connects on first use, in the endpoint's thread), so
+    # this runs on the event loop; only closing one that connected goes to the threadpool.
+    session = get_state(request).session(project, read=request.method in READ_METHODS)
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):  # a client that hung up still frees it
+                await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterator[Session]:
     """A session that sees only the caller's project (read-only for GET and HEAD)."""
-    with get_state(request).session(principal.project) as session:
-        if request.method in READ_METHODS:
-            read_only(session)
+    async with _request_session(request, principal.project) as session:
         yield session
 
 
-def get_worker_session(request: Request) -> Iterator[Session]:
+async def get_worker_session(request: Request) -> AsyncIterator[Session]:
     """A session across projects: workers run any project's jobs, fenced by their lease."""
-    with get_state(request).session(None) as session:
-        if request.method in READ_METHODS:
-            read_only(session)
+    async with _request_session(request, None) as session:
         yield session
 
 

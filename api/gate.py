@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
-from db.engine import read_only
 from service.auth import authenticate
 from service.errors import ServiceError
 
@@ -80,9 +79,8 @@ class Gate:
     @staticmethod
     def _authenticate(state, headers: dict[str, str]):
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        with state.session(None) as session:
-            return authenticate(read_only(session),
-                                token.strip() if scheme.lower() == "bearer" else None)
+        with state.reader.connect() as connection:
+            return authenticate(connection, token.strip() if scheme.lower() == "bearer" else None)
 
 
 

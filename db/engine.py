@@ -33,8 +33,11 @@ def _sqlite_begin(conn: Any) -> None:
     # One writer at a time, taken up front: no deferred-transaction upgrade deadlocks,
     # and a claim (read + update) is atomic without SKIP LOCKED. Sessions that only read
     # ask for `sqlite_begin="DEFERRED"` and then read in parallel (WAL).
+    # The statement goes straight to the driver: this runs for every transaction, and
+    # SQLAlchemy's execution path (events, a result object) would double its cost.
     mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
+    conn.connection.driver_connection.execute(
+        "BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -55,7 +58,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def read_only(session: Session) -> Session:
-    """Mark a fresh session as reading only: on SQLite it then does not take the write lock."""
-    session.connection(execution_options={"sqlite_begin": "DEFERRED"})
-    return session
+def reading(engine: Engine) -> Engine:
+    """`engine` for transactions that only read (same pool): on SQLite they begin DEFERRED,
+    so they neither wait for nor hold the write lock and run in parallel under WAL."""
+    return engine.execution_options(sqlite_begin="DEFERRED")

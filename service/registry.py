@@ -319,13 +319,14 @@ def adapter_row(
 def _files_of(session: Session, adapter_ids: Sequence[str]) -> dict[str, list[FileRef]]:
     result: dict[str, list[FileRef]] = {i: [] for i in adapter_ids}
     if adapter_ids:
-        rows = session.scalars(
-            select(models.AdapterFile)
-            .where(models.AdapterFile.adapter_id.in_(adapter_ids))
-            .order_by(models.AdapterFile.name)
+        f = models.AdapterFile
+        rows = session.execute(  # columns, not ORM objects: this runs on every adapter read
+            select(f.adapter_id, f.name, f.sha256, f.size)
+            .where(f.adapter_id.in_(adapter_ids))
+            .order_by(f.name)
         )
-        for f in rows:
-            result[f.adapter_id].append(FileRef(name=f.name, sha256=f.sha256, size=f.size))
+        for adapter_id, name, sha256, size in rows:
+            result[adapter_id].append(FileRef(name=name, sha256=sha256, size=size))
     return result
 
 

@@ -290,3 +290,41 @@ def test_metrics_count_jobs_and_requests(client: TestClient):
     text = client.get("/metrics").text
     assert 'loraplane_jobs{state="queued"} 1.0' in text
     assert 'loraplane_http_requests_total{method="POST",route="/jobs",status="201"} 1.0' in text
+
+
+def test_reads_go_on_while_a_writer_holds_the_sqlite_lock(client: TestClient, settings):
+    """GET requests (their token check included) begin DEFERRED: under WAL they read while
+    another connection holds the write lock, instead of queueing behind it (busy timeout 30 s)."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's single-writer lock")
+    import time
+
+    from sqlalchemy import text
+
+    from db.engine import make_engine
+
+    job_id = submit(client, NEW_LORA).json()["id"]
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as writer:
+            writer.execute(text("DELETE FROM job_events WHERE id < 0"))  # BEGIN IMMEDIATE: held
+            started = time.monotonic()
+            assert client.get(f"/jobs/{job_id}").json()["state"] == "queued"
+            assert client.get("/jobs").json()["items"][0]["id"] == job_id
+            assert client.get(f"/jobs/{job_id}/events").status_code == 200
+            assert time.monotonic() - started < 5
+    finally:
+        engine.dispose()
+
+
+def test_requests_give_their_connections_back(client: TestClient):
+    """Every request's session is closed whatever the route did: read, write, 404, 422."""
+    job_id = submit(client, NEW_LORA).json()["id"]
+    for _ in range(3):
+        assert client.get("/jobs").status_code == 200
+        assert client.get(f"/jobs/{job_id}").status_code == 200
+        assert client.get("/jobs/job_nope").status_code == 404
+        assert submit(client, "actor: {model: {is_lorra: true}}").status_code == 422
+        assert client.get("/adapters/ad_nope/files/x").status_code == 404
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 200
+    assert client.app.state.loraplane.engine.pool.checkedout() == 0

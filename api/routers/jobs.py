@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, StateDep, require
 from api.errors import AUTH_ERRORS, Problem
-from db.engine import read_only
 from service import jobs as job_service
 from service.auth import Role
 from service.domain import (
@@ -167,7 +166,7 @@ async def job_events(
     after = _after(cursor, last_event_id)
 
     def read(after_id: int) -> tuple[list[JobEvent], bool]:
-        with read_only(state.session(principal.project)) as session:
+        with state.session(principal.project, read=True) as session:
             events = job_service.list_events(session, job_id, after=after_id, limit=limit)
             ended = job_service.get_job(session, job_id).state in TERMINAL_STATES
             return events, ended
