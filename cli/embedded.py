@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+import anyio
 import uvicorn
 from fastapi import FastAPI
 
@@ -45,9 +46,12 @@ class EmbeddedServer(uvicorn.Server):
         token = self.config.app.state.loraplane.worker_token
         if token:
             env["LORAPLANE_WORKER_TOKEN"] = token
+        command = self.worker_command()
         for n in range(self.settings.workers):
             worker_env = {**env, "LORAPLANE_WORKER_INDEX": str(n)}
-            self.workers.append(subprocess.Popen(self.worker_command(), env=worker_env))
+            # fork + exec off the event loop, which is already serving requests
+            self.workers.append(await anyio.to_thread.run_sync(
+                lambda e=worker_env: subprocess.Popen(command, env=e)))
         if self.workers:
             log.info("started %d local worker(s)", len(self.workers))
 

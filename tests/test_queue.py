@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import authenticate_as_admin
-
 from db.engine import make_engine, make_sessionmaker
 from service import queue
+from service.jobs import submit_job
 from service.settings import Settings
 from service.spec import parse_spec
-from service.jobs import submit_job
+from tests.conftest import authenticate_as_admin
 
 SPEC = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4}}}
 
