@@ -12,7 +12,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from api.errors import problem
+from api.errors import Problem, problem
 from service.artifacts import ArtifactStore, validate_sha256
 from service.errors import InvalidRequest, ServiceError
 
@@ -24,6 +24,16 @@ _BYTE_RANGE = re.compile(r"(\d*)-(\d*)")
 
 class _Unsatisfiable(Exception):
     pass
+
+
+def blob_responses(media_type: str = "application/octet-stream") -> dict[int | str, dict]:
+    """The OpenAPI `responses` of a route answered by `blob_response`."""
+    return {
+        200: {"content": {media_type: {}}, "description": "The bytes"},
+        206: {"description": "Partial content (Range)"},
+        304: {"description": "Not modified (If-None-Match)"},
+        416: {"model": Problem, "description": "Range not satisfiable"},
+    }
 
 
 def blob_response(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
-from api.downloads import blob_response, content_disposition, tar_stream
+from api.downloads import blob_response, blob_responses, content_disposition, tar_stream
 from api.errors import AUTH_ERRORS, Problem
 from service import registry
 from service.auth import Role
@@ -25,12 +25,6 @@ ERRORS = {
     404: {"model": Problem, "description": "No such adapter or file"},
     409: {"model": Problem, "description": "Conflict"},
     422: {"model": Problem, "description": "Invalid input"},
-}
-_BLOB = {
-    200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
-    206: {"description": "Partial content (Range)"},
-    304: {"description": "Not modified (If-None-Match)"},
-    416: {"model": Problem, "description": "Range not satisfiable"},
 }
 
 
@@ -95,7 +89,7 @@ def delete_adapter(adapter_id: str, session: SessionDep, store: StoreDep) -> Res
     response_class=Response,
     operation_id="download_adapter_file",
     summary="Download one file of the PEFT folder",
-    responses={**ERRORS, **_BLOB},
+    responses={**ERRORS, **blob_responses()},
 )
 def download_file(
     adapter_id: str, name: str, request: Request, session: SessionDep, store: StoreDep

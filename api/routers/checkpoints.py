@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
-from api.downloads import blob_response
+from api.downloads import blob_response, blob_responses
 from api.errors import AUTH_ERRORS, Problem
 from service import registry
 from service.auth import Role
@@ -58,13 +58,7 @@ def get_checkpoint(
     response_class=Response,
     operation_id="download_checkpoint_file",
     summary="Download one checkpoint file",
-    responses={
-        **ERRORS,
-        200: {"content": {"application/octet-stream": {}}},
-        206: {"description": "Partial content (Range)"},
-        304: {"description": "Not modified (If-None-Match)"},
-        416: {"model": Problem, "description": "Range not satisfiable"},
-    },
+    responses={**ERRORS, **blob_responses()},
 )
 def download_file(
     job_id: str,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
-from api.downloads import blob_response
+from api.downloads import blob_response, blob_responses
 from api.errors import AUTH_ERRORS, Problem
 from service import datasets as dataset_service
 from service.auth import Role
@@ -115,13 +115,7 @@ def get_dataset(dataset_id: str, session: SessionDep) -> Dataset:
     response_class=Response,
     operation_id="download_dataset",
     summary="Download a dataset's JSONL (ETag, Range, If-None-Match)",
-    responses={
-        **ERRORS,
-        200: {"content": {"application/jsonl": {}}},
-        206: {"description": "Partial content (Range)"},
-        304: {"description": "Not modified"},
-        416: {"model": Problem, "description": "Range not satisfiable"},
-    },
+    responses={**ERRORS, **blob_responses("application/jsonl")},
 )
 def download_dataset(
     dataset_id: str, request: Request, session: SessionDep, store: StoreDep

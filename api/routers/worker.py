@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
-from api.downloads import blob_response
+from api.downloads import blob_response, blob_responses
 from api.errors import AUTH_ERRORS, Problem
 from service import dispatch, queue, registry
 from service.artifacts import Blob, validate_sha256
@@ -162,13 +162,7 @@ async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHe
     response_class=Response,
     operation_id="download_job_input",
     summary="Download an input of the held job (dataset, adapter, checkpoint file) by sha256",
-    responses={
-        **ERRORS,
-        200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
-        206: {"description": "Partial content (Range)"},
-        304: {"description": "Not modified (If-None-Match)"},
-        416: {"model": Problem, "description": "Range not satisfiable"},
-    },
+    responses={**ERRORS, **blob_responses()},
 )
 def download_input(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
                    session: WorkerSessionDep, state: StateDep) -> Response:
