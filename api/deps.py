@@ -156,7 +156,9 @@ async def get_worker_session(request: Request) -> AsyncIterator[Session]:
 
 
 StateDep = Annotated[AppState, Depends(_state)]
-SessionDep = Annotated[Session, Depends(get_session)]
-WorkerSessionDep = Annotated[Session, Depends(get_worker_session)]
+# scope="function": a session closes when its endpoint returns, not after the response is
+# sent, so a download streaming for minutes holds no database connection.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+WorkerSessionDep = Annotated[Session, Depends(get_worker_session, scope="function")]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BaseUrlDep = Annotated[str, Depends(get_base_url)]

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -639,3 +640,45 @@ def test_sweep_collects_old_unreferenced_blobs_only(settings):
     assert deleted == [orphan.sha256]
     assert not store.exists(orphan.sha256)
     assert all(store.exists(b.sha256) for b in (kept, fresh, reput))
+
+
+def test_downloads_hold_no_database_connection_while_streaming(client: TestClient, state: AppState):
+    """A request's session closes when its endpoint returns, before the body is sent: a slow
+    client downloading a large file must not keep a pooled connection (and, on SQLite, a read
+    snapshot) for the whole transfer."""
+    adapter = make_adapter(state)
+    paths = [f"/adapters/{adapter.id}/files/adapter_model.safetensors",
+             f"/adapters/{adapter.id}/archive", f"/adapters/{adapter.id}"]
+    checked_out: dict[str, list[int]] = {p: [] for p in paths}
+
+    async def get(path: str) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "root_path": "", "query_string": b"", "server": ("testserver", 80),
+                 "client": ("127.0.0.1", 1), "headers": [
+                     (b"host", b"testserver"),
+                     (b"authorization", client.headers["Authorization"].encode())]}
+
+        requested, done = False, anyio.Event()
+
+        async def receive() -> dict:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                assert message["status"] == 200, message
+            if message["type"] == "http.response.body":
+                checked_out[path].append(state.engine.pool.checkedout())
+                if not message.get("more_body"):
+                    done.set()
+
+        await client.app(scope, receive, send)
+
+    for path in paths:
+        client.portal.call(get, path)
+    assert all(counts and set(counts) == {0} for counts in checked_out.values()), checked_out
