@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -51,7 +52,7 @@ class EmbeddedServer(uvicorn.Server):
             worker_env = {**env, "LORAPLANE_WORKER_INDEX": str(n)}
             # fork + exec off the event loop, which is already serving requests
             self.workers.append(await anyio.to_thread.run_sync(
-                lambda e=worker_env: subprocess.Popen(command, env=e)))
+                functools.partial(subprocess.Popen, command, env=worker_env)))
         if self.workers:
             log.info("started %d local worker(s)", len(self.workers))
 
