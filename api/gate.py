@@ -12,11 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
 from service.auth import authenticate
+from service.datasets import MEDIA_TYPES
 from service.errors import ServiceError
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc",
                           "/docs/oauth2-redirect"})
-STREAMED_TYPES = ("application/octet-stream", "application/jsonl", "application/x-ndjson")
+STREAMED_TYPES = MEDIA_TYPES  # dataset uploads (and octet-stream blobs): streamed, bounded apart
 
 
 class Gate:
@@ -45,7 +46,7 @@ class Gate:
         scope.setdefault("state", {})["principal"] = principal
 
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media.startswith(STREAMED_TYPES) or scope["method"] in ("GET", "HEAD", "DELETE"):
+        if media in STREAMED_TYPES or scope["method"] in ("GET", "HEAD", "DELETE"):
             await self.app(scope, receive, send)
             return
         # The largest body a JSON/YAML route takes is a spec; uploads are streamed apart.

@@ -35,7 +35,8 @@ def _row(token: TokenInfo) -> tuple[str, ...]:
 @handles_errors
 def create(
     ctx: typer.Context,
-    role: Annotated[Role, typer.Option(help="admin, user (submit and read) or worker.")],
+    role: Annotated[Role, typer.Option(
+        help="admin, user (jobs, datasets, adapters and aliases of its project) or worker.")],
     project: Annotated[str, typer.Option(help="The project the token acts in.")] = "default",
     name: Annotated[str, typer.Option(help="A note on what the token is for.")] = "",
     as_json: JsonOption = False,

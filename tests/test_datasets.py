@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.datasets import JsonlValidator
+from service.datasets import MEDIA_TYPES, JsonlValidator
 from service.errors import InvalidDataset
 from service.settings import Settings
 
@@ -29,6 +29,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         database_url=db_url,
         lease_seconds=30,
         max_dataset_bytes=64 * 1024,
+        max_spec_bytes=4 * 1024,  # below the dataset limit: uploads must pass the JSON bound
     )
 
 
@@ -48,7 +49,7 @@ def stored_blobs(client: TestClient) -> list[Path]:
     return [p for p in store.blobs_dir.rglob("*") if p.is_file()]
 
 
-def test_upload_read_list_and_download(client: TestClient):
+def test_upload_read_list_and_download(client: TestClient, settings: Settings):
     response = upload(client, BODY, name="train.jsonl")
     assert response.status_code == 201, response.text
     dataset = response.json()
@@ -65,14 +66,21 @@ def test_upload_read_list_and_download(client: TestClient):
     part = client.get(f"/datasets/{dataset['id']}/content", headers={"Range": "bytes=10-"})
     assert part.status_code == 206 and part.content == BODY[10:]
 
-    for kind in ("application/x-ndjson", "application/octet-stream"):
-        assert upload(client, BODY, headers={"content-type": kind}).status_code == 201
+    # Every accepted type is streamed past the front gate's JSON bound (max_spec_bytes).
+    big = BODY * (2 * settings.max_spec_bytes // len(BODY) + 1)
+    assert settings.max_spec_bytes < len(big) < settings.max_dataset_bytes
+    for kind in sorted(MEDIA_TYPES):
+        response = upload(client, big, headers={"content-type": kind})
+        assert response.status_code == 201, (kind, response.text)
     unnamed = upload(client, b'{"x": 1}')
     assert unnamed.json()["name"] == unnamed.json()["id"]
-    first = client.get("/datasets", params={"limit": 2}).json()
-    second = client.get("/datasets", params={"limit": 2, "cursor": first["next_cursor"]}).json()
-    assert len(first["items"]) == 2 and len(second["items"]) == 2 and second["next_cursor"] is None
-    assert first["items"][0]["id"] == unnamed.json()["id"]
+    pages = [client.get("/datasets", params={"limit": 2}).json()]
+    while pages[-1]["next_cursor"] is not None:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(client.get("/datasets", params={"limit": 2, "cursor": cursor}).json())
+    ids = [d["id"] for page in pages for d in page["items"]]
+    assert [len(page["items"]) for page in pages] == [2, 2, 2, 1]  # 1 + 5 types + unnamed
+    assert len(set(ids)) == 2 + len(MEDIA_TYPES) and ids[0] == unnamed.json()["id"]
     assert client.get("/datasets/ds_00000000000000000000000000").status_code == 404
 
 

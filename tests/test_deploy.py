@@ -38,10 +38,10 @@ CUDA_IMAGE = "loraplane/loraplane-cuda"
 DATA_DIR = "/var/lib/loraplane"
 # Variables read outside `Settings`: the worker command's options and the auth tokens.
 NON_SETTINGS_VARS = {"LORAPLANE_SERVER", "LORAPLANE_WORKER_TOKEN", "LORAPLANE_ADMIN_TOKEN"}
-SECRETS = {
+SECRETS = {  # of the form the API accepts (service.auth.TOKEN_PATTERN)
     "POSTGRES_PASSWORD": "pgpass0123",
-    "LORAPLANE_ADMIN_TOKEN": "admin-token-0123",
-    "LORAPLANE_WORKER_TOKEN": "worker-token-0123",
+    "LORAPLANE_ADMIN_TOKEN": "lp_tok_" + "a" * 26 + "_admin-secret-0123456789",
+    "LORAPLANE_WORKER_TOKEN": "lp_tok_" + "w" * 26 + "_worker-secret-0123456789",
 }
 
 
@@ -620,3 +620,22 @@ def test_docs_cover_what_they_promise() -> None:
     compose_only = {"LORAPLANE_IMAGE", "LORAPLANE_CUDA_IMAGE", "LORAPLANE_TAG",
                     "LORAPLANE_BIND", "LORAPLANE_HTTP_PORT"}
     assert not documented - _known_variables() - compose_only, "docs name unknown settings"
+
+
+def test_token_recipes_make_tokens_the_api_accepts() -> None:
+    """Every shell recipe for a token in the deploy files and docs yields a value the API takes
+    (it refuses to start with any other); a bare `openssl rand` is not a token."""
+    from service.auth import TOKEN_PATTERN
+
+    rand = re.compile(r"\$\(openssl rand -hex (\d+)\)")
+    files = [DEPLOY / "compose.yaml", DEPLOY / "k8s" / "secret.yaml", REPO / "docs" / "deployment.md"]
+    recipes = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            if "token" in line.lower() and rand.search(line):
+                words = re.findall(r"(?:[\w-]|\$\(openssl rand -hex \d+\))+", line)
+                recipes += [(path.name, w) for w in words if "$(openssl" in w]
+    assert len(recipes) >= 6, recipes
+    for name, recipe in recipes:
+        value = rand.sub(lambda m: os.urandom(int(m.group(1))).hex(), recipe)
+        assert TOKEN_PATTERN.match(value), f"{name}: {recipe!r} gives {value!r}, not a token"
