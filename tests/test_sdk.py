@@ -309,3 +309,29 @@ def test_connect_finds_the_token(monkeypatch: pytest.MonkeyPatch, server: LiveSe
     assert anonymous.value.status == 401
     monkeypatch.setenv("LORAPLANE_TOKEN", server.admin_token)
     assert ok(list_adapters.sync_detailed(client=connect())).items is not None
+
+
+@pytest.mark.parametrize(
+    ("ref", "path"),
+    [
+        ("ad_01m8bxvst6hk0g6n3knz73b8at", "/adapters/ad_01m8bxvst6hk0g6n3knz73b8at"),
+        ("ad_thing@prod", "/aliases/ad_thing/prod"),  # a name may start with ad_
+        ("ad_thing", "/aliases/ad_thing/latest"),
+        ("http://h:1/adapters/ad_01m8bxvst6hk0g6n3knz73b8at",
+         "/adapters/ad_01m8bxvst6hk0g6n3knz73b8at"),
+    ],
+)
+def test_resolve_adapter_asks_for_what_the_reference_names(ref: str, path: str) -> None:
+    from loraplane_client import Client
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(404, json={"type": "about:blank", "title": "Not Found", "status": 404,
+                                         "code": "not_found", "detail": "no"})
+
+    sdk = Client(base_url="http://h:1", httpx_args={"transport": httpx.MockTransport(answer)})
+    with pytest.raises(ApiError):
+        resolve_adapter(sdk, ref)
+    assert asked == [path]

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -57,7 +57,6 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 ADMIN_TOKEN_FILE = "admin.token"
 AnyClient = AuthenticatedClient | Client
-T = TypeVar("T")
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 _NAME_VERSION = re.compile(rf"({_NAME}):([0-9]{{1,9}})")
@@ -327,7 +326,7 @@ def resolve_adapter(client: AnyClient, ref: str) -> Adapter:
             ref = segments[-1]
         else:
             raise ValueError(f"{ref!r} is not an adapter URL (…/adapters/ad_…)")
-    if _ADAPTER_ID.fullmatch(ref) or ref.startswith("ad_"):
+    if _ADAPTER_ID.fullmatch(ref):  # a name may start with `ad_` too
         return ok(get_adapter.sync_detailed(ref, client=client))
     if m := _NAME_ALIAS.fullmatch(ref):
         alias = ok(get_alias.sync_detailed(m.group(1), m.group(2), client=client))
