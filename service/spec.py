@@ -257,10 +257,6 @@ class JobSpec(_Section):
     data: DataSpec = Field(default_factory=DataSpec)
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
 
-    @property
-    def adapter_name(self) -> str | None:
-        return self.runner.experiment_name or self.name
-
 
 @dataclass(frozen=True)
 class ParsedSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ class Example:
     input_ids: list[int]
     labels: list[int]
 
-    @property
+    @cached_property  # read for every example of every step
     def answer_tokens(self) -> int:
         """Tokens the loss is computed on (position 0 is never predicted)."""
         return sum(label != IGNORE_INDEX for label in self.labels[1:])
