@@ -62,9 +62,6 @@ class AppState:
         self.sessions = make_sessionmaker(self.engine)
         self.read_sessions = make_sessionmaker(self.reader)
 
-    async def notify_new_work(self) -> None:
-        self.new_work.notify()
-
     def session(self, project: str | None, *, read: bool = False) -> Session:
         """A session confined to `project` (None: every project, for workers and sweeps);
         `read`: one that only reads (see db.engine.reading)."""

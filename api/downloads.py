@@ -48,7 +48,7 @@ def blob_response(
     """A GET/HEAD response for a blob: ETag, 304, single ranges (206/416), attachment name."""
     validate_sha256(sha256)
     etag = f'"{sha256}"'
-    if _none_match(request.headers.get("if-none-match"), sha256):
+    if none_match(request.headers.get("if-none-match"), sha256):
         return Response(status_code=304, headers={"etag": etag, "accept-ranges": "bytes"})
 
     headers = {
@@ -88,13 +88,13 @@ def blob_response(
     )
 
 
-def _none_match(header: str | None, sha256: str) -> bool:
+def none_match(header: str | None, tag: str) -> bool:
     """If-None-Match with weak comparison (RFC 9110 §13.1.2): `*` or any listed tag."""
     if header is None:
         return False
     if header.strip() == "*":
         return True
-    return any(m.group(1) == sha256 for m in _ETAG.finditer(header))
+    return any(m.group(1) == tag for m in _ETAG.finditer(header))
 
 
 def _if_range_holds(header: str | None, etag: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -33,6 +34,7 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+@cache  # the scripts ship with the code: parse them once, not on every probe
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 

@@ -726,10 +726,18 @@ def referenced_blobs(session: Session, sha256s: Iterable[str]) -> set[str]:
 
 
 def collect_garbage(session: Session, store: ArtifactStore, candidates: Iterable[str]) -> list[str]:
-    """After a commit: delete the candidate blobs no row refers to; returns those deleted."""
+    """After a commit: delete the candidate blobs no row refers to; returns those deleted.
+    Best effort: a blob that cannot be deleted now is logged and left to the blob sweep (the
+    commit it follows stands either way)."""
     candidates = set(candidates)
     live = referenced_blobs(session, candidates)
-    deleted = [sha for sha in sorted(candidates - live) if store.delete(sha)]
+    deleted = []
+    for sha in sorted(candidates - live):
+        try:
+            if store.delete(sha):
+                deleted.append(sha)
+        except OSError:
+            log.exception("could not delete blob %s; the blob sweep will retry", sha)
     if deleted:
         log.info("collected %d unreferenced blobs", len(deleted))
     return deleted

@@ -682,3 +682,22 @@ def test_downloads_hold_no_database_connection_while_streaming(client: TestClien
     for path in paths:
         client.portal.call(get, path)
     assert all(counts and set(counts) == {0} for counts in checked_out.values()), checked_out
+
+
+def test_collecting_garbage_is_best_effort(state: AppState, monkeypatch: pytest.MonkeyPatch):
+    """A blob that cannot be deleted after a commit is left to the sweep; the others go, and
+    the caller (a delete or a worker's finish, already committed) gets no error."""
+    blobs = [put(state.store, f"f{i}", f"bytes {i}".encode()).sha256 for i in range(3)]
+    stuck = sorted(blobs)[1]
+    delete = state.store.delete
+
+    def failing_delete(sha256: str) -> bool:
+        if sha256 == stuck:
+            raise PermissionError(f"cannot remove {sha256}")
+        return delete(sha256)
+
+    monkeypatch.setattr(state.store, "delete", failing_delete)
+    with state.sessions() as session:
+        deleted = registry.collect_garbage(session, state.store, blobs)
+    assert sorted(deleted) == sorted(set(blobs) - {stuck})
+    assert state.store.exists(stuck) and not any(state.store.exists(b) for b in deleted)

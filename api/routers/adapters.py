@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
-from api.downloads import blob_response, blob_responses, content_disposition, tar_stream
+from api.downloads import (
+    blob_response,
+    blob_responses,
+    content_disposition,
+    none_match,
+    tar_stream,
+)
 from api.errors import AUTH_ERRORS, Problem
 from service import registry
 from service.auth import Role
 from service.domain import Page
 from service.registry import Adapter
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
 
@@ -77,10 +81,7 @@ def get_adapter(adapter_id: str, session: SessionDep, base_url: BaseUrlDep) -> A
 def delete_adapter(adapter_id: str, session: SessionDep, store: StoreDep) -> Response:
     garbage = registry.delete_adapter(session, adapter_id)
     session.commit()
-    try:
-        registry.collect_garbage(session, store, garbage)
-    except OSError:
-        log.exception("could not collect the blobs of deleted adapter %s", adapter_id)
+    registry.collect_garbage(session, store, garbage)
     return Response(status_code=204)
 
 
@@ -130,7 +131,7 @@ def download_archive(
         + adapter.created_at.isoformat().encode()
     ).hexdigest()
     etag = f'"tar-{digest}"'
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if none_match(request.headers.get("if-none-match"), f"tar-{digest}"):
         return Response(status_code=304, headers={"etag": etag})
     chunks = tar_stream(
         [(f.name, f.sha256, f.size) for f in files],

@@ -101,7 +101,7 @@ async def submit_job(
 
     job, replayed = await run_in_threadpool(submit)
     if not replayed:
-        await state.notify_new_work()
+        state.new_work.notify()
     response.headers["Location"] = f"/jobs/{job.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -167,8 +167,9 @@ async def job_events(
 
     def read(after_id: int) -> tuple[list[JobEvent], bool]:
         with state.session(principal.project, read=True) as session:
+            # The state first: a job seen ended already wrote all its events.
+            ended = job_service.job_row(session, job_id).state in TERMINAL_STATES
             events = job_service.list_events(session, job_id, after=after_id, limit=limit)
-            ended = job_service.get_job(session, job_id).state in TERMINAL_STATES
             return events, ended
 
     events, ended = await run_in_threadpool(read, after)

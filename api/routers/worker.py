@@ -116,7 +116,7 @@ async def release(job_id: str, body: Release, lease: LeaseHeader, state: StateDe
             return job
 
     job = await run_in_threadpool(run)
-    await state.notify_new_work()
+    state.new_work.notify()
     return job
 
 
