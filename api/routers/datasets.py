@@ -15,6 +15,7 @@ from service.auth import Role
 from service.datasets import MEDIA_TYPES, Dataset
 from service.domain import Page
 from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.media import normalise_media_type
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -52,8 +53,7 @@ async def upload_dataset(
         str | None, Query(max_length=255, description="Default: the dataset id.")
     ] = None,
 ) -> Dataset:
-    media = request.headers.get("content-type") or "application/octet-stream"
-    media = media.split(";")[0].strip().lower()
+    media = normalise_media_type(request.headers.get("content-type") or "application/octet-stream")
     if media not in MEDIA_TYPES:
         raise UnsupportedMediaType(
             f"Content-Type {media!r} is not accepted for a dataset; "

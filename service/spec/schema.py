@@ -1,0 +1,194 @@
+"""The job spec's schema: the RLinf sections loraplane acts on, as strict pydantic models.
+
+Types are strict and unknown keys are refused (`extra="forbid"`); the class names,
+docstrings and field descriptions are the `JobSpec` part of the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from service.names import NAME_PATTERN
+
+# RLinf's default LoRA target list: module-name suffixes, matched as peft matches them.
+DEFAULT_TARGET_MODULES: tuple[str, ...] = (
+    "proj", "qkv", "fc1", "fc2", "q", "kv", "fc3",
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",
+)  # fmt: skip
+
+NameStr = Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")]
+
+
+class Section(BaseModel):
+    # The base of every spec section: strict types, unknown keys refused.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
+
+
+class ModelSpec(Section):
+    """`actor.model`: the base model and how it is fine-tuned."""
+
+    model_path: str = Field(
+        min_length=1,
+        description="HF-format model folder: an absolute path on the workers, or a bare name "
+        "looked up in the workers' models directory (e.g. `demo-tiny-llama`).",
+    )
+    is_lora: bool = Field(False, description="true: LoRA fine-tuning; false: full fine-tuning.")
+    lora_path: str | None = Field(
+        None,
+        min_length=1,
+        description="Adapter to continue from (registry reference, checkpoint, or allowed "
+        "worker-local folder); null starts a new adapter.",
+    )
+    lora_rank: int | None = Field(
+        None,
+        validate_default=True,
+        description="Rank r of the LoRA A/B matrices (>= 1); ignored when is_lora is false.",
+    )
+    lora_alpha: int | float | None = Field(
+        None, gt=0, description="LoRA scaling numerator; defaults to lora_rank."
+    )
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="Module-name suffixes to wrap; defaults to RLinf's list.",
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "bf16", description="Autocast precision on CUDA; CPU training always runs in fp32."
+    )
+
+    @field_validator("lora_path")
+    @classmethod
+    def _lora_path_needs_lora(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("is_lora") is False:
+            raise ValueError(
+                "lora_path is set but is_lora is false: full fine-tuning cannot continue an "
+                "adapter; set is_lora: true or remove lora_path"
+            )
+        return value
+
+    @field_validator("lora_rank")
+    @classmethod
+    def _rank_rule(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if not info.data.get("is_lora"):
+            return value
+        if value is None:
+            if info.data.get("lora_path") is None:
+                raise ValueError("lora_rank is required when is_lora is true and lora_path is null")
+            return None
+        if value < 1:
+            raise ValueError(f"lora_rank must be an integer >= 1, got {value}")
+        return value
+
+    @field_validator("target_modules")
+    @classmethod
+    def _unique_targets(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("target_modules lists a module name twice")
+        return value
+
+
+class OptimSpec(Section):
+    """`actor.optim`: AdamW and its learning-rate schedule."""
+
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    clip_grad: float | None = Field(1.0, description="Max gradient norm; null or <= 0: no clipping.")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    lr_warmup_steps: int = Field(0, ge=0)
+    total_training_steps: int | None = Field(
+        None, ge=1, description="Length of the lr schedule; defaults to the run's step count."
+    )
+
+
+class ActorSpec(Section):
+    """`actor`: batch sizes, seed, model and optimizer."""
+
+    micro_batch_size: int = Field(1, ge=1, description="Samples per forward/backward pass.")
+    global_batch_size: int | None = Field(
+        None, ge=1, description="Samples per optimizer step (a multiple of micro_batch_size)."
+    )
+    seed: int = 42
+    model: ModelSpec
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+
+    @model_validator(mode="after")
+    def _accumulation(self) -> ActorSpec:
+        if self.global_batch_size is None:
+            self.global_batch_size = self.micro_batch_size
+        elif self.global_batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of "
+                f"micro_batch_size ({self.micro_batch_size})"
+            )
+        return self
+
+    @property
+    def grad_accumulation(self) -> int:
+        return (self.global_batch_size or self.micro_batch_size) // self.micro_batch_size
+
+
+def _paths(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class DataSpec(Section):
+    """`data`: supervised fine-tuning pairs."""
+
+    type: Literal["llm"] = Field("llm", description="`llm`: SFT of a causal LM on prompt/answer pairs.")
+    train_data_paths: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["demo"],
+        min_length=1,
+        description="Dataset ids (`ds_...`), worker-local JSONL paths, or `demo` (the bundled set).",
+    )
+    val_data_paths: list[Annotated[str, Field(min_length=1)]] | None = None
+    prompt_key: str = Field("prompt", min_length=1)
+    answer_key: str = Field("answer", min_length=1)
+    max_length: int = Field(1024, ge=8, description="Tokens per sample; longer ones are truncated.")
+    max_samples: int = Field(-1, description="-1: all samples.")
+    append_eos: bool = True
+    shuffle: bool = True
+    seed: int = 42
+
+    _as_list = field_validator("train_data_paths", "val_data_paths", mode="before")(
+        classmethod(lambda cls, v: _paths(v))
+    )
+
+    @field_validator("max_samples")
+    @classmethod
+    def _max_samples(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("max_samples must be -1 (all) or >= 1")
+        return value
+
+
+class RunnerSpec(Section):
+    """`runner`: run length, checkpoints, naming."""
+
+    experiment_name: NameStr | None = Field(None, description="Name the adapter is registered under.")
+    max_epochs: int = Field(1, ge=1)
+    max_steps: int = Field(-1, description="-1: max_epochs decides.")
+    save_interval: int = Field(100, description="Optimizer steps between checkpoints; -1: none.")
+    val_check_interval: int = Field(-1, description="Steps between validations; -1: none.")
+
+    @field_validator("max_steps", "save_interval", "val_check_interval")
+    @classmethod
+    def _minus_one_or_positive(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("must be -1 (off) or >= 1")
+        return value
+
+
+class JobSpec(Section):
+    """A training job: the RLinf sections loraplane acts on, plus queue options."""
+
+    name: NameStr | None = Field(None, description="Job name; the adapter name falls back to it.")
+    priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
+    actor: ActorSpec
+    data: DataSpec = Field(default_factory=DataSpec)
+    runner: RunnerSpec = Field(default_factory=RunnerSpec)
