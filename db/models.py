@@ -66,7 +66,13 @@ class Job(ProjectScoped, Base):
     progress_total: Mapped[int | None] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # What `actor.model.lora_path` resolved to at submit (service/lora_path.py), so later
+    # steps read columns instead of parsing the spec again. `parent_adapter_id` is the
+    # adapter the job's line descends from (for a checkpoint: its job's parent).
+    lora_source_kind: Mapped[str | None] = mapped_column(String(16))
     parent_adapter_id: Mapped[str | None] = mapped_column(String(40))
+    source_checkpoint_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    lora_local_path: Mapped[str | None] = mapped_column(Text)
     adapter_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
