@@ -57,6 +57,7 @@ COPY api api
 COPY cli cli
 COPY db db
 COPY service service
+COPY worker worker
 COPY clients/python clients/python
 RUN --mount=type=cache,target=/root/.cache/pip \
     case "$VARIANT" in \
@@ -64,7 +65,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
       cuda) [ -z "$TORCH_CUDA_INDEX" ] || export PIP_EXTRA_INDEX_URL="$TORCH_CUDA_INDEX"; constraints="" ;; \
     esac \
  && deploy/install.sh /opt/loraplane/venv "" "$constraints" \
- && /opt/loraplane/venv/bin/python -m compileall -q api cli db service clients/python \
+ && /opt/loraplane/venv/bin/python -m compileall -q api cli db service worker clients/python \
  && /opt/loraplane/venv/bin/loraplane --help >/dev/null
 
 # ---------------------------------------------------------------- runtime

@@ -17,6 +17,9 @@ if compgen -G ".whl/*.whl" > /dev/null; then
     export PYTHONPATH="/tmp/loraplane-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
+# The worker speaks the SDK (clients/python), which the tree carries as source.
+export PYTHONPATH="$PWD/clients/python${PYTHONPATH:+:$PYTHONPATH}"
+
 "$PYTHON" - <<'PY' | tee "$OUT/env.txt"
 import torch, transformers, peft, pydantic, omegaconf
 print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__,

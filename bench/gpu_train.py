@@ -32,9 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.demo import build_demo_model
-from service.spec import DEFAULT_TARGET_MODULES, JobSpec
-from service.trainer import run_training
+from tests.factories import worker_spec
+from worker.demo import build_demo_model
+from worker.trainer import run_training
+from worker.trainer.model import DEFAULT_TARGET_MODULES
 
 logger = logging.getLogger("bench.gpu_train")
 
@@ -94,7 +95,7 @@ def bench_one(mode: str, model_dir: Path, data: Path, work: Path, args: argparse
     model.update(
         {"is_lora": True, "lora_rank": args.rank} if mode == "lora" else {"is_lora": False}
     )
-    spec = JobSpec.model_validate(
+    spec = worker_spec(
         {
             "actor": {
                 "micro_batch_size": args.micro_batch,
@@ -150,7 +151,7 @@ def bare_one(mode: str, model_dir: Path, data: Path, args: argparse.Namespace) -
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from service.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples
+    from worker.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples
 
     lora = mode == "bare-lora"
     device = torch.device(args.device)

@@ -3,7 +3,8 @@
 #
 # Those machines (see the device tool's KINDS.md) run Python 3.12 with torch, transformers,
 # peft, safetensors, PyYAML and pytest installed, and reach no package registry. The trainer
-# also imports pydantic (the spec) and omegaconf (spec interpolation): this script downloads
+# also imports pydantic (the spec) and omegaconf (spec interpolation), and the worker's SDK
+# (clients/python, on PYTHONPATH there) imports attrs and httpx: this script downloads
 # the versions this venv was tested with, as cp312 manylinux wheels, for the call to carry:
 #
 #   bench/gpu_wheels.sh                       # here, with PyPI reachable
@@ -15,7 +16,7 @@ version() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
 
 rm -rf .whl && mkdir .whl
 pins=()
-for dist in pydantic pydantic_core annotated-types typing-inspection typing_extensions omegaconf; do
+for dist in pydantic pydantic_core annotated-types typing-inspection typing_extensions omegaconf attrs httpx httpcore h11 anyio idna certifi; do
     pins+=("$dist==$(version "$dist")")
 done
 echo "fetching: ${pins[*]}"

@@ -1,6 +1,6 @@
 """LoRA vs full fine-tuning: peak memory, step time and trainable parameters, same model and data.
 
-Each mode runs the service's trainer (`service.trainer.run_training`, what a worker calls) in a
+Each mode runs the service's trainer (`worker.trainer.run_training`, what a worker calls) in a
 fresh child process, on a Llama built from a config (weights dominate its memory, as in large
 models), the bundled demo data, the same batch and seed, AdamW in both.
 
@@ -81,15 +81,15 @@ def child(mode: str, model_dir: Path, steps: int, device: str, work: Path) -> di
     """One training run in this (fresh) process; returns its figures."""
     import torch
 
-    from service.demo import demo_dataset_path
-    from service.spec import JobSpec
-    from service.trainer import loop as _loaded  # noqa: F401  (torch, transformers, peft)
-    from service.trainer import run_training
+    from tests.factories import worker_spec
+    from worker.demo import demo_dataset_path
+    from worker.trainer import loop as _loaded  # noqa: F401  (torch, transformers, peft)
+    from worker.trainer import run_training
 
     cuda = device.startswith("cuda")
     model = {"model_path": str(model_dir), "precision": "bf16" if cuda else "fp32"}
     model |= {"is_lora": True, "lora_rank": RANK} if mode == "lora" else {"is_lora": False}
-    spec = JobSpec.model_validate(
+    spec = worker_spec(
         {
             "actor": {
                 "model": model,
@@ -194,7 +194,7 @@ def main() -> None:
 
         if not torch.cuda.is_available():
             parser.error("--device cuda asked for, but torch sees no CUDA device")
-    from service.demo import build_demo_model
+    from worker.demo import build_demo_model
 
     with tempfile.TemporaryDirectory(prefix="loraplane-bench-") as tmp:
         model_dir = Path(tmp) / "llama-85m"

@@ -44,9 +44,9 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from service.demo import build_demo_model, demo_dataset_path
-from service.spec import DEFAULT_TARGET_MODULES
-from service.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples
+from worker.demo import build_demo_model, demo_dataset_path
+from worker.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples
+from worker.trainer.model import DEFAULT_TARGET_MODULES
 
 # A ~25M-parameter Llama with the demo's byte tokenizer: a step takes ~0.3-0.5 s on a CPU core.
 MODEL = {

@@ -13,7 +13,7 @@ given size, random bytes) and a smaller one, both uploaded with
   client (1 MiB `recv_into`, so the client costs little), against, in the same run, reading the
   stored blob from disk (page cache warm, as for the server), `python -m http.server` and a
   starlette `FileResponse` app under uvicorn serving the same file.
-- Resume: `service.fetch.download_file` after a download cut at half (the first half is left
+- Resume: `loraplane_client.fetch.download_file` after a download cut at half (the first half is left
   in `dest.part`): bytes sent by the server and time, against a whole `download_file` of the
   same file in the same run (both verify sha256 and fsync).
 
@@ -292,7 +292,7 @@ def main() -> None:
                     proc.wait(10)
 
             # ---- resume: cut at half, then download_file; against a whole download_file
-            from service.fetch import download_file
+            from loraplane_client.fetch import download_file
 
             whole_dest, resumed_dest = tmp / "whole.safetensors", tmp / "resumed.safetensors"
             part_path = resumed_dest.with_suffix(".safetensors.part")

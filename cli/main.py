@@ -1,14 +1,13 @@
-"""`loraplane`: run the server and workers, and talk to a running server."""
+"""`loraplane`: run the server and workers (cli/processes.py), and talk to a running server
+through the SDK (every other module of cli/)."""
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli import processes
 from cli.common import EXIT_CODES_HELP, Remote
 from cli.jobs import jobs_app, submit
 from cli.registry import adapters_app, datasets_app
@@ -26,6 +25,9 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(tokens_app, name="tokens")
+app.command()(processes.serve)
+app.command()(processes.migrate)
+app.command()(processes.worker)
 
 
 @app.callback()
@@ -41,118 +43,6 @@ def _connection(
 ) -> None:
     """Self-hosted service for the whole life of LoRA adapters."""
     ctx.obj = Remote(server, token)
-
-
-def _set_env(name: str, value: object | None) -> None:
-    if value is not None:
-        os.environ[f"LORAPLANE_{name}"] = str(value)
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [LORAPLANE_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind [LORAPLANE_PORT].")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Data folder [LORAPLANE_DATA_DIR].")] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL [LORAPLANE_DATABASE_URL].")
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Local worker processes to start [LORAPLANE_WORKERS].")
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
-) -> None:
-    """Run the API (migrating the database first), the demo base model, and local workers."""
-    from api.app import create_app
-    from cli.embedded import EmbeddedServer
-    from service.demo import ensure_demo_model
-    from service.settings import Settings
-
-    _set_env("HOST", host)
-    _set_env("PORT", port)
-    _set_env("DATA_DIR", data_dir)
-    _set_env("DATABASE_URL", database_url)
-    _set_env("WORKERS", workers)
-    _logging(log_level)
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    demo = ensure_demo_model(settings.models_dir)
-    typer.echo(f"loraplane: data in {settings.data_dir}, database {_safe_url(settings.database_url)}")
-    typer.echo(f"loraplane: demo base model ready as 'demo-tiny-llama' ({demo})")
-    typer.echo(f"loraplane: API on http://{settings.host}:{settings.port}  (docs at /docs), "
-               f"{settings.workers} local worker(s)")
-    app_ = create_app(settings)
-    server = EmbeddedServer(app_, settings, log_level=log_level)
-    typer.echo(f"loraplane: admin token in {settings.data_dir / 'admin.token'} (mode 0600); "
-               "the CLI and SDK read it from there or from LORAPLANE_TOKEN")
-    server.run()
-
-
-@app.command()
-def migrate(
-    database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL [LORAPLANE_DATABASE_URL].")
-    ] = None,
-) -> None:
-    """Upgrade the database schema to the newest migration, then exit."""
-    from db.engine import make_engine
-    from db.migrate import current_revision, upgrade
-    from service.settings import Settings
-
-    _set_env("DATABASE_URL", database_url)
-    settings = Settings()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    typer.echo(f"database {_safe_url(settings.database_url)} at {current_revision(engine)}")
-    engine.dispose()
-
-
-@app.command()
-def worker(
-    server: Annotated[str, typer.Option(help="The API's base URL.", envvar="LORAPLANE_SERVER")],
-    token: Annotated[
-        str | None, typer.Option(help="Worker token.", envvar="LORAPLANE_WORKER_TOKEN")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    models_dir: Annotated[
-        Path | None, typer.Option(help="Base models by name [LORAPLANE_MODELS_DIR].")
-    ] = None,
-    work_dir: Annotated[Path | None, typer.Option(help="Scratch and download cache.")] = None,
-    once: Annotated[bool, typer.Option(help="Exit after one job.")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
-) -> None:
-    """Claim and run training jobs from a loraplane server until stopped (SIGTERM hands back)."""
-    import signal
-
-    from service.settings import Settings
-    from service.worker import Worker, WorkerOptions
-
-    _logging(log_level)
-    settings = Settings()
-    options = WorkerOptions(
-        server=server,
-        token=token,
-        models_dir=models_dir or settings.models_dir,
-        work_dir=work_dir or settings.data_dir / "worker",
-        device=device,
-        lora_path_roots=list(settings.lora_path_roots),
-        data_path_roots=list(settings.data_path_roots),
-        once=once,
-    )
-    runner = Worker(options)
-    signal.signal(signal.SIGTERM, runner.on_signal)
-    signal.signal(signal.SIGINT, runner.on_signal)
-    runner.run()
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ from sqlalchemy import text
 
 from db.base import Base
 from service import auth
-from service.demo import demo_dataset_path
 from service.ids import new_id
-from service.worker import Worker, WorkerOptions
-from service.worker.client import WorkerClient
+from worker import Worker, WorkerOptions
+from worker.client import WorkerClient
+from worker.demo import demo_dataset_path
 
 SERVER = "http://testserver"
 TINY = {

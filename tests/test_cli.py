@@ -215,7 +215,7 @@ def test_timeouts_and_cancelling_a_running_job(server: LiveServer, tmp_path: Pat
 
 
 def test_datasets_upload_and_train_on_it(server: LiveServer, tmp_path: Path) -> None:
-    from service.demo import demo_dataset_path
+    from worker.demo import demo_dataset_path
 
     uploaded = as_json(run(server, "datasets", "upload", str(demo_dataset_path()),
                            "--name", "demo.jsonl", "--json"))

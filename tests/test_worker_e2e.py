@@ -9,8 +9,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from service.worker import Worker, WorkerOptions
-from service.worker.client import WorkerClient
+from worker import Worker, WorkerOptions
+from worker.client import WorkerClient
 
 TINY = {
     "actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4},
@@ -23,8 +23,7 @@ def run_worker(client: TestClient, settings, jobs: int = 1) -> None:
     """Run `jobs` jobs with an in-process worker speaking HTTP to the app."""
     options = WorkerOptions(server="http://testserver", token=None,
                             models_dir=settings.models_dir, work_dir=settings.data_dir / "worker",
-                            device="cpu", wait_seconds=0, once=True,
-                            data_path_roots=list(settings.data_path_roots))
+                            device="cpu", wait_seconds=0, once=True)
     worker = Worker(options, client=WorkerClient("http://testserver", http=client))
     for _ in range(jobs):
         worker.run()
@@ -182,7 +181,7 @@ def test_user_errors_fail_at_once_with_their_code(client: TestClient, settings, 
 
 
 def test_uploaded_dataset_trains(client: TestClient, settings):
-    from service.demo import demo_dataset_path
+    from worker.demo import demo_dataset_path
 
     uploaded = client.post("/datasets", content=demo_dataset_path().read_bytes(),
                            headers={"content-type": "application/jsonl"}).json()

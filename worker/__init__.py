@@ -1,5 +1,5 @@
 """The worker: claims jobs over HTTP, trains them, reports back. Runs anywhere with the API URL."""
 
-from service.worker.runner import Worker, WorkerOptions
+from worker.runner import Worker, WorkerOptions
 
 __all__ = ["Worker", "WorkerOptions"]

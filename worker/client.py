@@ -2,13 +2,12 @@
 (`loraplane_client`, the same package SDK users get); the worker never sees the database.
 
 Bodies are built with the SDK's models and answers parsed by them, so a worker breaks in
-the tests as soon as the OpenAPI document stops describing what the server does. The runner
-gets plain dicts back (`Model.to_dict()`), as it always has.
+the tests as soon as the OpenAPI document stops describing what the server does; the runner
+works with those typed models (`Claim`, `LoraSource`, `FileRef`, ...), never with dicts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -33,25 +32,38 @@ from loraplane_client.fetch import file_sha256
 from loraplane_client.models import (
     AdapterResult,
     CheckpointUpload,
+    Claim,
     ClaimRequest,
+    FileRef,
+    HeartbeatReply,
+    Job,
     JobFailure,
     Release,
     Report,
+    WorkerEvent,
 )
-from loraplane_client.types import File, Response
+from loraplane_client.types import UNSET, File, Response
 
-from service.errors import LeaseLost, ServiceError
-
-__all__ = ["LEASE_HEADER", "ServerError", "WorkerClient"]
+__all__ = ["LEASE_HEADER", "LeaseLost", "ServerError", "WorkerClient"]
 
 log = logging.getLogger(__name__)
 LEASE_HEADER = "X-Loraplane-Lease"
 
 
-class ServerError(ServiceError):
-    """The server answered with an error the worker cannot act on."""
+class ServerError(Exception):
+    """The server answered with an error the worker cannot act on (the attempt is retried)."""
 
-    code = "server_error"
+    def __init__(self, message: str, *, code: str = "server_error"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class LeaseLost(ServerError):
+    """The server no longer holds this worker's lease: nothing it sends is accepted."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="lease_lost")
 
 
 class WorkerClient:
@@ -117,50 +129,51 @@ class WorkerClient:
         return self._long_poll
 
     # -- the protocol -------------------------------------------------------------------
-    def claim(self, worker_id: str, *, wait_seconds: float, device: str | None) -> dict | None:
+    def claim(self, worker_id: str, *, wait_seconds: float, device: str | None) -> Claim | None:
         """Long-poll for a job; None when none arrived in time."""
-        body = ClaimRequest(worker_id=worker_id, wait_seconds=wait_seconds, device=device)
+        body = ClaimRequest(worker_id=worker_id, wait_seconds=wait_seconds,
+                            device=device if device is not None else UNSET)
         client = self._long_poll_client(wait_seconds + 30)
         response = self._check("claim", claim_job.sync_detailed(client=client, body=body))
         if int(response.status_code) == 204 or response.parsed is None:
             return None
-        return response.parsed.to_dict()
+        return response.parsed
 
-    def heartbeat(self, job_id: str, lease: str) -> dict:
+    def heartbeat(self, job_id: str, lease: str) -> HeartbeatReply:
         response = heartbeat_job.sync_detailed(job_id, client=self.sdk, x_loraplane_lease=lease)
-        return self._check(f"heartbeat {job_id}", response).parsed.to_dict()
+        return self._check(f"heartbeat {job_id}", response).parsed
 
-    def report(self, job_id: str, lease: str, *, events: list[dict[str, Any]],
+    def report(self, job_id: str, lease: str, *, events: list[WorkerEvent],
                step: int | None = None, total: int | None = None,
                metrics: dict[str, Any] | None = None) -> None:
-        body = Report.from_dict({"events": events, "step": step, "total": total,
-                                 "metrics": metrics})
+        body = Report.from_dict({"events": [e.to_dict() for e in events], "step": step,
+                                 "total": total, "metrics": metrics})
         self._request(f"report {job_id}", lambda: report_job_events.sync_detailed(
             job_id, client=self.sdk, body=body, x_loraplane_lease=lease))
 
-    def fail(self, job_id: str, lease: str, *, code: str, message: str, retryable: bool) -> dict:
+    def fail(self, job_id: str, lease: str, *, code: str, message: str, retryable: bool) -> Job:
         body = JobFailure(code=code, message=message[:10_000], retryable=retryable)
         return self._request(f"fail {job_id}", lambda: fail_job.sync_detailed(
-            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed
 
-    def release(self, job_id: str, lease: str, reason: str) -> dict:
+    def release(self, job_id: str, lease: str, reason: str) -> Job:
         body = Release(reason=reason)
         return self._request(f"release {job_id}", lambda: release_job.sync_detailed(
-            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed
 
-    def acknowledge_cancel(self, job_id: str, lease: str) -> dict:
+    def acknowledge_cancel(self, job_id: str, lease: str) -> Job:
         return self._request(f"acknowledge cancel {job_id}", lambda: acknowledge_cancel.sync_detailed(
-            job_id, client=self.sdk, x_loraplane_lease=lease)).parsed.to_dict()
+            job_id, client=self.sdk, x_loraplane_lease=lease)).parsed
 
-    def upload_folder(self, job_id: str, lease: str, folder: Path) -> list[dict[str, Any]]:
-        """Upload every file under `folder` as a blob; returns [{name, sha256, size}]."""
+    def upload_folder(self, job_id: str, lease: str, folder: Path) -> list[FileRef]:
+        """Upload every file under `folder` as a blob; returns what was uploaded."""
         files = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             sha256 = file_sha256(path)
             self._request(f"upload {path.name}", lambda path=path, sha256=sha256: self._upload(
                 job_id, lease, path, sha256))
-            files.append({"name": path.relative_to(folder).as_posix(), "sha256": sha256,
-                          "size": path.stat().st_size})
+            files.append(FileRef(name=path.relative_to(folder).as_posix(), sha256=sha256,
+                                 size=path.stat().st_size))
         return files
 
     def _upload(self, job_id: str, lease: str, path: Path, sha256: str) -> Response[Any]:
@@ -169,22 +182,11 @@ class WorkerClient:
                                                  body=File(payload=f, file_name=path.name),
                                                  x_loraplane_lease=lease)
 
-    def add_checkpoint(self, job_id: str, lease: str, *, step: int,
-                       files: list[dict[str, Any]]) -> dict:
-        body = CheckpointUpload.from_dict({"step": step, "files": files})
-        return self._request(f"checkpoint {job_id}", lambda: add_job_checkpoint.sync_detailed(
-            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
+    def add_checkpoint(self, job_id: str, lease: str, *, step: int, files: list[FileRef]) -> None:
+        body = CheckpointUpload(step=step, files=files)
+        self._request(f"checkpoint {job_id}", lambda: add_job_checkpoint.sync_detailed(
+            job_id, client=self.sdk, body=body, x_loraplane_lease=lease))
 
-    def complete(self, job_id: str, lease: str, result: dict[str, Any]) -> dict:
-        body = AdapterResult.from_dict(result)
-        return self._request(f"complete {job_id}", lambda: complete_job.sync_detailed(
-            job_id, client=self.sdk, body=body, x_loraplane_lease=lease)).parsed.to_dict()
-
-    def get(self, path: str) -> dict:
-        """GET any server path as JSON (with the retries of every other call)."""
-        def call() -> Response[Any]:
-            r = self.http.get(path)
-            return Response(status_code=r.status_code, content=r.content, headers=r.headers,
-                            parsed=None)
-
-        return json.loads(self._request(f"GET {path}", call).content)
+    def complete(self, job_id: str, lease: str, result: AdapterResult) -> None:
+        self._request(f"complete {job_id}", lambda: complete_job.sync_detailed(
+            job_id, client=self.sdk, body=result, x_loraplane_lease=lease))

@@ -4,7 +4,7 @@ Nothing is downloaded. The model is generated from a fixed seed, so every worker
 gets the same weights (and the same `base_fingerprint`), and a job submitted with
 `model_path: demo-tiny-llama` trains in seconds on a CPU.
 
-`python -m service.demo` rewrites `service/data/demo.jsonl` from `demo_records()`.
+`python -m worker.demo` rewrites `worker/data/demo.jsonl` from `demo_records()`.
 """
 
 from __future__ import annotations

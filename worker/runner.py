@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import socket
 import threading
@@ -10,12 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.errors import LeaseLost, ServiceError, UserError
-from service.fetch import BlobCache
-from service.ids import new_id
-from service.paths import outside_roots
-from service.spec import JobSpec
-from service.worker.client import LEASE_HEADER, WorkerClient
+from loraplane_client.fetch import BlobCache, ChecksumMismatch
+from loraplane_client.models import (
+    AdapterResult,
+    AdapterResultKind,
+    AdapterResultMetricsType0,
+    Claim,
+    LoraSource,
+    LoraSourceKind,
+    ResumePoint,
+    SourceFile,
+    WorkerEvent,
+    WorkerEventData,
+)
+
+from worker.client import LEASE_HEADER, LeaseLost, ServerError, WorkerClient
+from worker.trainer.errors import TrainerError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +51,8 @@ class WorkerOptions:
     models_dir: Path
     work_dir: Path
     device: str = "auto"
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{new_id('wk')[-8:]}")
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{secrets.token_hex(4)}")
     wait_seconds: float = 20.0
-    lora_path_roots: list[Path] = field(default_factory=list)
-    data_path_roots: list[Path] = field(default_factory=list)
     once: bool = False  # stop after one job (tests, batch use)
 
 
@@ -59,17 +68,17 @@ class JobRun:
     of the run flush at once, in order).
     """
 
-    def __init__(self, client: WorkerClient, lease: dict[str, Any], stopping: threading.Event):
+    def __init__(self, client: WorkerClient, claim: Claim, stopping: threading.Event):
         self.client = client
-        self.job = lease["job"]
-        self.job_id: str = self.job["id"]
-        self.lease_id: str = lease["lease_id"]
-        self.heartbeat_seconds: float = lease["heartbeat_seconds"]
+        self.claim = claim
+        self.job_id = claim.job.id
+        self.lease_id = claim.lease_id
+        self.heartbeat_seconds = claim.heartbeat_seconds
         self.stopping = stopping  # SIGTERM: hand the job back after a checkpoint
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
         self.done = threading.Event()
-        self._events: list[dict[str, Any]] = []
+        self._events: list[WorkerEvent] = []
         self._progress: tuple[int, int, dict[str, Any]] | None = None
         self._lock = threading.Lock()  # guards the buffer
         self._sending = threading.Lock()  # one batch on the wire at a time, in order
@@ -86,7 +95,7 @@ class JobRun:
             except Exception:  # server briefly away: keep trying until the lease runs out
                 log.warning("job %s: heartbeat failed", self.job_id, exc_info=True)
                 continue
-            if reply.get("cancel_requested"):
+            if reply.cancel_requested:
                 self.cancel_requested.set()
 
     def report_forever(self) -> None:
@@ -97,22 +106,25 @@ class JobRun:
                 log.warning("job %s: report failed", self.job_id, exc_info=True)
 
     # -- TrainingHooks -------------------------------------------------------------------
+    def _event(self, kind: str, data: dict[str, Any]) -> WorkerEvent:
+        return WorkerEvent(kind=kind, data=WorkerEventData.from_dict(data))
+
     def log(self, message: str) -> None:
         log.info("job %s: %s", self.job_id, message)
         with self._lock:
-            self._events.append({"kind": "log", "data": {"line": message}})
+            self._events.append(self._event("log", {"line": message}))
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
         with self._lock:
-            self._events.append({"kind": "metrics", "data": {"step": step, "total": total,
-                                                             **metrics}})
+            self._events.append(self._event("metrics", {"step": step, "total": total,
+                                                        **metrics}))
             self._progress = (step, total, metrics)
 
     def checkpoint(self, step: int, directory: Path) -> None:
         self.flush()
         files = self.client.upload_folder(self.job_id, self.lease_id, directory)
         self.client.add_checkpoint(self.job_id, self.lease_id, step=step, files=files)
-        self.log(f"checkpoint at step {step} saved ({sum(f['size'] for f in files)} bytes)")
+        self.log(f"checkpoint at step {step} saved ({sum(f.size for f in files)} bytes)")
 
     def should_stop(self) -> str | None:
         if self.lease_lost.is_set() or self.cancel_requested.is_set():
@@ -164,7 +176,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 self.idle = True
-                lease = self.client.claim(self.options.worker_id,
+                claim = self.client.claim(self.options.worker_id,
                                           wait_seconds=self.options.wait_seconds,
                                           device=self.device)
                 self.idle = False
@@ -175,17 +187,17 @@ class Worker:
                 log.warning("claim failed; retrying", exc_info=True)
                 self.stopping.wait(2.0)
                 continue
-            if lease is None:
+            if claim is None:
                 continue
             if self.stopping.is_set():
-                self.client.release(lease["job"]["id"], lease["lease_id"], "worker shutting down")
+                self.client.release(claim.job.id, claim.lease_id, "worker shutting down")
                 break
-            self.run_job(lease)
+            self.run_job(claim)
             if self.options.once:
                 break
 
-    def run_job(self, lease: dict[str, Any]) -> None:
-        run = JobRun(self.client, lease, self.stopping)
+    def run_job(self, claim: Claim) -> None:
+        run = JobRun(self.client, claim, self.stopping)
         self.client.http.headers[LEASE_HEADER] = run.lease_id  # input downloads are fenced
         beat = threading.Thread(target=run.heartbeat_forever, name=f"heartbeat-{run.job_id}",
                                 daemon=True)
@@ -195,13 +207,12 @@ class Worker:
         reporter.start()
         work_dir = self.options.work_dir / "jobs" / run.job_id
         try:
-            self._train(run, lease, work_dir)
+            self._train(run, work_dir)
         except LeaseLost:
             log.warning("job %s: lease lost; abandoned", run.job_id)
-        except UserError as exc:
-            self._report_failure(run, exc.code, exc.message, retryable=False)
-        except ServiceError as exc:
-            self._report_failure(run, exc.code, exc.message, retryable=True)
+        except (TrainerError, ServerError) as exc:
+            retryable = not isinstance(exc, UserError)
+            self._report_failure(run, exc.code, exc.message, retryable=retryable)
         except Exception as exc:  # any other failure is the machine's, not the user's
             log.exception("job %s failed", run.job_id)
             code = "out_of_memory" if "OutOfMemoryError" in type(exc).__name__ else "system_error"
@@ -223,19 +234,19 @@ class Worker:
         except Exception:  # the server is away: its lease sweep will requeue the job
             log.exception("job %s: could not report the failure", run.job_id)
 
-    def _train(self, run: JobRun, lease: dict[str, Any], work_dir: Path) -> None:
-        from service.trainer import resolve_model_dir, run_training
+    def _train(self, run: JobRun, work_dir: Path) -> None:
+        from worker.trainer import resolve_model_dir, run_training
 
-        spec = JobSpec.model_validate(run.job["spec"])
+        claim, spec = run.claim, run.claim.job.spec
         work_dir.mkdir(parents=True, exist_ok=True)
         base = self._base_model(spec.actor.model.model_path)
-        datasets = lease.get("datasets") or {}
+        datasets = claim.datasets.additional_properties if claim.datasets else {}
         train_files = [self._dataset(p, datasets) for p in spec.data.train_data_paths]
         val_files = [self._dataset(p, datasets) for p in spec.data.val_data_paths or []]
-        init_adapter = self._lora_source(lease.get("lora_source"), work_dir / "init")
-        resume = self._checkpoint(lease.get("checkpoint"), work_dir / "resume")
-        if resume is not None:
-            run.log(f"resuming from the checkpoint at step {lease['checkpoint']['step']}")
+        init_adapter = self._lora_source(claim.lora_source or None, work_dir / "init")
+        resume = self._checkpoint(claim.checkpoint or None, work_dir / "resume")
+        if claim.checkpoint:
+            run.log(f"resuming from the checkpoint at step {claim.checkpoint.step}")
         result = run_training(
             spec,
             base_model_dir=resolve_model_dir(str(base), self.options.models_dir),
@@ -256,73 +267,75 @@ class Worker:
             self.client.release(run.job_id, run.lease_id, "worker shutting down (SIGTERM)")
             return
         files = self.client.upload_folder(run.job_id, run.lease_id, result.output_dir)
-        self.client.complete(run.job_id, run.lease_id, {
-            "kind": result.kind,
-            "files": files,
-            "rank": result.rank,
-            "alpha": result.alpha,
-            "target_modules": result.target_modules,
-            "base_fingerprint": result.base_fingerprint,
-            "metrics": {**result.metrics, "step": result.step,
-                        "trainable_params": result.trainable_params,
-                        "total_params": result.total_params},
-        })
+        metrics = {**result.metrics, "step": result.step,
+                   "trainable_params": result.trainable_params,
+                   "total_params": result.total_params}
+        self.client.complete(run.job_id, run.lease_id, AdapterResult(
+            kind=AdapterResultKind(result.kind),
+            files=files,
+            rank=result.rank,
+            alpha=result.alpha,
+            target_modules=result.target_modules,
+            base_fingerprint=result.base_fingerprint,
+            metrics=AdapterResultMetricsType0.from_dict(metrics),
+        ))
 
     # -- inputs --------------------------------------------------------------------------
     def _base_model(self, model_path: str) -> str:
-        from service.demo import DEMO_MODEL_NAME, ensure_demo_model
+        from worker.demo import DEMO_MODEL_NAME, ensure_demo_model
 
         if model_path == DEMO_MODEL_NAME:
             ensure_demo_model(self.options.models_dir)
         return model_path
 
-    def _dataset(self, reference: str, datasets: dict[str, Any]) -> Path:
-        from service.demo import demo_dataset_path
+    def _dataset(self, reference: str, datasets: dict[str, SourceFile]) -> Path:
+        """The file a dataset reference names; the server checked local paths at submit."""
+        from worker.demo import demo_dataset_path
 
         if reference == "demo":
             return demo_dataset_path()
         if reference in datasets:
-            item = datasets[reference]
-            return self._fetch(item["url"], item["sha256"], item["size"])
-        reason = outside_roots(reference, self.options.data_path_roots)
-        if reason:
-            raise UserError(f"dataset {reference!r}: as a file on this worker it {reason} "
-                            "(LORAPLANE_DATA_PATH_ROOTS)", code="data_path_not_allowed")
+            return self._fetch(datasets[reference])
         path = Path(reference)
         if not path.is_file():
             raise UserError(f"dataset file {reference} does not exist on this worker",
                             code="dataset_not_found")
         return path
 
-    def _fetch_files(self, files: list[dict[str, Any]], folder: Path) -> Path:
+    def _fetch_files(self, files: list[SourceFile], folder: Path) -> Path:
         """Download files (each verified by sha256, cached by hash) into one folder."""
         folder.mkdir(parents=True, exist_ok=True)
         for item in files:
-            cached = self._fetch(item["url"], item["sha256"], item["size"])
-            target = folder / item["name"]
+            cached = self._fetch(item)
+            target = folder / item.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cached, target)
         return folder
 
-    def _fetch(self, url: str, sha256: str, size: int) -> Path:
+    def _fetch(self, item: SourceFile) -> Path:
         """A verified input from the configured server only: never a URL named elsewhere."""
-        if not url.startswith("/worker/"):
-            raise ServiceError(f"refusing to fetch {url!r}: inputs come from the server's "
-                               "worker paths only", code="invalid_input_url")
-        return self.cache.fetch(self.client.http, url, sha256, size)
+        if not item.url.startswith("/worker/"):
+            raise ServerError(f"refusing to fetch {item.url!r}: inputs come from the server's "
+                              "worker paths only", code="invalid_input_url")
+        try:
+            return self.cache.fetch(self.client.http, item.url, item.sha256, item.size)
+        except ChecksumMismatch as exc:  # the download is dropped; a retry fetches it anew
+            raise ServerError(f"{item.name}: {exc}", code="checksum_mismatch") from None
 
-    def _lora_source(self, source: dict[str, Any] | None, folder: Path) -> Path | None:
-        if not source:
+    def _lora_source(self, source: LoraSource | None, folder: Path) -> Path | None:
+        """The adapter to continue from; a local folder was checked against the allowed
+        roots by the server at submit, so here it only has to exist."""
+        if source is None:
             return None
-        if source["kind"] == "local":
-            reason = outside_roots(source["path"], self.options.lora_path_roots)
-            if reason:
-                raise UserError(f"lora_path {source['path']}: on this worker it {reason} "
-                                "(LORAPLANE_LORA_PATH_ROOTS)", code="invalid_lora_path")
-            return Path(source["path"])
-        return self._fetch_files(source["files"], folder)
+        if source.kind == LoraSourceKind.LOCAL:
+            path = Path(str(source.path))
+            if not path.is_dir():
+                raise UserError(f"lora_path {source.lora_path}: no such folder on this worker",
+                                code="invalid_lora_path")
+            return path
+        return self._fetch_files(source.files or [], folder)
 
-    def _checkpoint(self, checkpoint: dict[str, Any] | None, folder: Path) -> Path | None:
-        if not checkpoint:
+    def _checkpoint(self, checkpoint: ResumePoint | None, folder: Path) -> Path | None:
+        if checkpoint is None:
             return None
-        return self._fetch_files(checkpoint["files"], folder)
+        return self._fetch_files(checkpoint.files, folder)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loraplane_client.models import JobSpec
 
-from service.demo import demo_dataset_path, ensure_demo_model
-from service.spec import JobSpec
+from tests.factories import worker_spec
+from worker.demo import demo_dataset_path, ensure_demo_model
 
 
 class Crash(RuntimeError):
@@ -92,7 +93,7 @@ def make_spec() -> Callable[..., JobSpec]:
     """`make_spec({"actor": {...}})`: BASE_SPEC deep-merged with overrides, validated."""
 
     def build(overrides: dict[str, Any] | None = None) -> JobSpec:
-        return JobSpec.model_validate(_merge(BASE_SPEC, overrides or {}))
+        return worker_spec(_merge(BASE_SPEC, overrides or {}))
 
     return build
 
@@ -100,7 +101,7 @@ def make_spec() -> Callable[..., JobSpec]:
 @pytest.fixture
 def train(demo_model_dir: Path, tmp_path: Path) -> Callable[..., tuple[Any, RecordingHooks, Any]]:
     """Run a TrainingSession on the demo model; returns (result, hooks, session)."""
-    from service.trainer.loop import TrainingSession
+    from worker.trainer.loop import TrainingSession
 
     counter = iter(range(1000))
 

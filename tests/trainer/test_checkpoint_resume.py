@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import service
-from service.demo import demo_dataset_path
-from service.errors import UserError
-from service.trainer.loop import lr_factor
+import worker
+from worker.demo import demo_dataset_path
+from worker.trainer.errors import UserError
+from worker.trainer.loop import lr_factor
 
 RESUME_SCRIPT = """
 import json, sys
 from pathlib import Path
-from service.spec import JobSpec
-from service.trainer import run_training
+from loraplane_client.models import JobSpec
+from worker.trainer import run_training
 
 class Quiet:
     def log(self, message): pass
@@ -31,7 +31,7 @@ class Quiet:
 
 args = json.loads(sys.argv[1])
 result = run_training(
-    JobSpec.model_validate(args["spec"]), base_model_dir=Path(args["base"]),
+    JobSpec.from_dict(args["spec"]), base_model_dir=Path(args["base"]),
     train_files=[Path(args["data"])], val_files=[], init_adapter_dir=None,
     resume_dir=Path(args["resume"]), work_dir=Path(args["work"]), device="cpu", hooks=Quiet(),
 )
@@ -111,7 +111,7 @@ def test_resume_in_a_fresh_process_is_bit_identical(
     with pytest.raises(hooks_cls.Crash):
         train(spec, hooks=crashing)
     args = {
-        "spec": spec.model_dump(mode="json"),
+        "spec": spec.to_dict(),
         "base": str(demo_model_dir),
         "data": str(demo_dataset_path()),
         "resume": str(crashing.kept[4]),
@@ -120,7 +120,7 @@ def test_resume_in_a_fresh_process_is_bit_identical(
     env = {**os.environ, "PYTHONHASHSEED": "12345"}  # other set/dict orders than this process
     done = subprocess.run(
         [sys.executable, "-c", RESUME_SCRIPT, json.dumps(args)],
-        cwd=Path(service.__file__).resolve().parents[1],
+        cwd=Path(worker.__file__).resolve().parents[1],
         env=env,
         capture_output=True,
         text=True,

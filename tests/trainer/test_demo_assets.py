@@ -8,13 +8,13 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer
 
-from service.demo import (
+from worker.demo import (
     DEMO_MODEL_NAME,
     demo_dataset_path,
     ensure_demo_model,
     render_demo_dataset,
 )
-from service.trainer import resolve_model_dir
+from worker.trainer import resolve_model_dir
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -58,7 +58,7 @@ def test_byte_tokenizer_round_trips_any_text(demo_model_dir: Path) -> None:
 def test_demo_dataset_is_the_generated_one() -> None:
     path = demo_dataset_path()
     text = path.read_text(encoding="utf-8")
-    assert text == render_demo_dataset()  # regenerate with `python -m service.demo`
+    assert text == render_demo_dataset()  # regenerate with `python -m worker.demo`
     assert len(text.encode("utf-8")) < 30_000
     rows = [json.loads(line) for line in text.splitlines()]
     assert len(rows) >= 150

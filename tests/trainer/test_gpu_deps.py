@@ -14,7 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = [ROOT / "bench" / "gpu_train.py", *sorted((ROOT / "tests" / "trainer").glob("*.py"))]
-PROJECT_PACKAGES = {"service", "db", "api", "cli", "tests", "bench"}
+PROJECT_PACKAGES = {"service", "db", "api", "cli", "tests", "bench", "worker", "loraplane_client"}
+# Where each project package lives (the SDK is a distribution of its own, clients/python).
+SOURCE_ROOTS = {"loraplane_client": ROOT / "clients" / "python"}
 
 # Import names of the packages the lent GPU image holds that this check relies on (the device
 # tool's KINDS.md, "Python packages already there", as read on 2026-11-17).
@@ -33,7 +35,7 @@ def carried() -> set[str]:
 
 
 def module_file(name: str) -> Path | None:
-    base = ROOT.joinpath(*name.split("."))
+    base = SOURCE_ROOTS.get(name.split(".")[0], ROOT).joinpath(*name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate

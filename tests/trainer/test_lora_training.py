@@ -13,9 +13,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
-from service.demo import DEMO_MODEL_NAME
-from service.errors import UserError
-from service.trainer import linear_module_names, resolve_model_dir
+from worker.demo import DEMO_MODEL_NAME
+from worker.trainer import linear_module_names, resolve_model_dir
+from worker.trainer.errors import UserError
 
 LLAMA_LINEAR = [
     "down_proj",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from service.errors import UserError
-from service.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples, tokenize_pairs
+from worker.trainer.data import IGNORE_INDEX, collate, epoch_order, load_examples, tokenize_pairs
+from worker.trainer.errors import UserError
 
 
 @pytest.fixture(scope="module")

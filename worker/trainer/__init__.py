@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.trainer.files import base_fingerprint, resolve_model_dir
-from service.trainer.hooks import StopRequest, TrainingHooks, TrainingResult
+from worker.trainer.files import base_fingerprint, resolve_model_dir
+from worker.trainer.hooks import StopRequest, TrainingHooks, TrainingResult
 
 if TYPE_CHECKING:
-    from service.spec import JobSpec
+    from loraplane_client.models import JobSpec
 
 __all__ = [
     "StopRequest",
@@ -38,7 +38,7 @@ def run_training(
     hooks: TrainingHooks,
 ) -> TrainingResult:
     """Train per the spec (design §1-§2) and return what was produced."""
-    from service.trainer.loop import TrainingSession
+    from worker.trainer.loop import TrainingSession
 
     return TrainingSession(
         spec,
@@ -55,6 +55,6 @@ def run_training(
 
 def linear_module_names(model: Any) -> list[str]:
     """Sorted unique leaf names of the model's linear layers (what target_modules can name)."""
-    from service.trainer import model as _model
+    from worker.trainer import model as _model
 
     return _model.linear_module_names(model)

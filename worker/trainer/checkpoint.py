@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from service.errors import UserError
+from worker.trainer.errors import UserError
 
 FORMAT_VERSION = 1
 TRAINER_STATE = "trainer_state.json"

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from service.errors import UserError
+from worker.trainer.errors import UserError
 
 IGNORE_INDEX = -100
 

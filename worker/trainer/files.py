@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from service.errors import UserError
+from worker.trainer.errors import UserError
 
 
 def resolve_model_dir(model_path: str, models_dir: Path) -> Path:

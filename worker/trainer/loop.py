@@ -13,15 +13,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from loraplane_client.models import JobSpec
 from peft import PeftModel
 
-from service.errors import UserError
-from service.spec import DEFAULT_TARGET_MODULES, JobSpec
-from service.trainer import checkpoint as ckpt
-from service.trainer import model as models
-from service.trainer.data import IGNORE_INDEX, Example, collate, epoch_order, load_examples
-from service.trainer.files import base_fingerprint
-from service.trainer.hooks import TrainingHooks, TrainingResult
+from worker.trainer import checkpoint as ckpt
+from worker.trainer import model as models
+from worker.trainer.data import IGNORE_INDEX, Example, collate, epoch_order, load_examples
+from worker.trainer.errors import UserError
+from worker.trainer.files import base_fingerprint
+from worker.trainer.hooks import TrainingHooks, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class TrainingSession:
         if self.device.type != "cuda":
             if precision != "fp32":
                 self._note(
-                    f"{self.device.type} training runs in fp32; precision {precision!r} ignored"
+                    f"{self.device.type} training runs in fp32; precision {str(precision)!r} "
+                    "ignored"
                 )
             return
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
@@ -164,7 +165,7 @@ class TrainingSession:
             rank=rank,
             alpha=model_spec.lora_alpha if model_spec.lora_alpha is not None else rank,
             dropout=model_spec.lora_dropout,
-            target_modules=model_spec.target_modules or DEFAULT_TARGET_MODULES,
+            target_modules=model_spec.target_modules or models.DEFAULT_TARGET_MODULES,
         )
 
     def _read_resume_state(self) -> dict[str, Any] | None:
@@ -404,7 +405,7 @@ class TrainingSession:
         step = self._restore(resume_state) if resume_state else 0
         self._note(
             f"training {self.total_steps - step} steps ({len(self.train_examples)} samples, "
-            f"batch {self.global_batch} = {actor.grad_accumulation} x "
+            f"batch {self.global_batch} = {self.global_batch // actor.micro_batch_size} x "
             f"{actor.micro_batch_size})"
         )
         return step

@@ -21,10 +21,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import logging as hf_logging
 
-from service.errors import UserError
+from worker.trainer.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+# RLinf's default LoRA target list: module-name suffixes, matched as peft matches them.
+DEFAULT_TARGET_MODULES: tuple[str, ...] = (
+    "proj", "qkv", "fc1", "fc2", "q", "kv", "fc3",
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",
+)  # fmt: skip
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # Keys of a peft LoRA state dict (adapter name stripped), e.g.
