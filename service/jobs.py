@@ -23,6 +23,7 @@ from service.domain import (
 )
 from service.errors import Conflict, NotFound
 from service.ids import new_id
+from service.lora_path import ResolvedLora
 from service.paging import newest_first
 from service.spec import ParsedSpec
 
@@ -103,9 +104,9 @@ def submit_job(
     max_attempts: int,
     idempotency_key: str | None = None,
     digest: str | None = None,
-    parent_adapter_id: str | None = None,
+    lora: ResolvedLora | None = None,
 ) -> Job:
-    """Queue a validated spec as a new job."""
+    """Queue a validated spec as a new job, with what its lora_path resolved to."""
     spec = parsed.spec
     now = utcnow()
     row = models.Job(
@@ -122,7 +123,10 @@ def submit_job(
         attempt=0,
         max_attempts=max_attempts,
         progress_step=0,
-        parent_adapter_id=parent_adapter_id,
+        lora_source_kind=lora.kind if lora else None,
+        parent_adapter_id=lora.parent_adapter_id if lora else None,
+        source_checkpoint_id=lora.checkpoint_id if lora else None,
+        lora_local_path=lora.local_path if lora else None,
         created_at=now,
         updated_at=now,
     )

@@ -14,7 +14,11 @@ Forms (design §4):
 
 URLs are never fetched: only their path is read, so a lora_path cannot make the server
 reach another host. Local paths are checked lexically and against the real paths of the
-allowed roots; the worker checks them again on its own disk.
+allowed roots, here and only here.
+
+A lora_path is parsed and resolved once, at submit: what it names is stored in the job's
+columns (`lora_source_kind`, `parent_adapter_id`, `source_checkpoint_id`,
+`lora_local_path`), and the claim builds the worker's inputs from them (service/inputs.py).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,21 +36,22 @@ from db import models
 from service import registry
 from service.errors import InvalidLoraPath
 from service.ids import has_prefix
+from service.names import NAME_PATTERN
 from service.paths import outside_roots
 from service.settings import Settings
 from service.spec import JobSpec
 
 LOC = "actor.model.lora_path"
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
-_NAME_VERSION = re.compile(rf"({_NAME}):([0-9]{{1,9}})")
-_NAME_ALIAS = re.compile(rf"({_NAME})@({_NAME})")
+_NAME_VERSION = re.compile(rf"({NAME_PATTERN}):([0-9]{{1,9}})")
+_NAME_ALIAS = re.compile(rf"({NAME_PATTERN})@({NAME_PATTERN})")
+LoraKind = Literal["adapter", "checkpoint", "local"]
 
 
 @dataclass(frozen=True)
 class LoraRef:
     """A parsed lora_path; exactly the fields of its kind are set."""
 
-    kind: Literal["adapter", "checkpoint", "local"]
+    kind: LoraKind
     adapter_id: str | None = None
     name: str | None = None
     version: int | None = None
@@ -57,26 +61,14 @@ class LoraRef:
     path: str | None = None
 
 
-class SourceFile(BaseModel):
-    """A file the worker downloads, verifies and saves under `name` in one folder."""
+@dataclass(frozen=True)
+class ResolvedLora:
+    """What a lora_path resolved to at submit: the job's columns store exactly this."""
 
-    name: str = Field(description="Name in the PEFT folder (`adapter_config.json`, ...).")
-    sha256: str
-    size: int
-    url: str = Field(description="Server-relative URL (a path) to GET it from.")
-
-
-class LoraSource(BaseModel):
-    """What a worker continues from: a registry adapter, a checkpoint, or a local folder."""
-
-    kind: Literal["adapter", "checkpoint", "local"]
-    lora_path: str
-    adapter_id: str | None = None
-    checkpoint_id: str | None = None
-    job_id: str | None = Field(None, description="The job that saved the checkpoint.")
-    path: str | None = Field(None, description="Worker-local folder (kind `local`).")
-    rank: int | None = None
-    files: list[SourceFile] = Field(default_factory=list)
+    kind: LoraKind
+    parent_adapter_id: str | None = None  # the adapter the job's line descends from
+    checkpoint_id: str | None = None  # kind `checkpoint`
+    local_path: str | None = None  # kind `local`: the real path, checked against the roots
 
 
 def _error(lora_path: str, message: str, type_: str) -> InvalidLoraPath:
@@ -143,8 +135,20 @@ def check_local_path(value: str, settings: Settings) -> str:
     return os.path.realpath(value)
 
 
+def find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adapter:
+    """The LoRA adapter a reference names, locked against a concurrent delete until commit."""
+    row = _find_adapter(session, ref, lora_path)
+    if row.kind != "lora":
+        raise _error(
+            lora_path,
+            f"adapter {row.id} ({row.name} v{row.version}) is a full fine-tuned model "
+            "(kind: full), not a LoRA adapter",
+            "lora_path_full",
+        )
+    return row
+
+
 def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adapter:
-    """The adapter a reference names, locked against a concurrent delete until commit."""
     stmt = select(models.Adapter).with_for_update(read=True)
     if ref.adapter_id is not None:
         row = session.scalar(stmt.where(models.Adapter.id == ref.adapter_id))
@@ -196,9 +200,10 @@ def _latest(session: Session, name: str, lora_path: str) -> models.Adapter:
     return latest
 
 
-def _find_checkpoint(
+def find_checkpoint(
     session: Session, ref: LoraRef, lora_path: str
 ) -> tuple[models.Checkpoint, models.Job, dict[str, registry.FileRef]]:
+    """The unpruned LoRA checkpoint a reference names, its job, and its PEFT pair by base name."""
     row = session.get(models.Checkpoint, ref.checkpoint_id)
     if row is None or (ref.job_id is not None and row.job_id != ref.job_id):
         where = f" of job {ref.job_id}" if ref.job_id else ""
@@ -223,7 +228,7 @@ def _find_checkpoint(
     return row, job, pair
 
 
-def _job_rank(session: Session, job: models.Job) -> int | None:
+def job_rank(session: Session, job: models.Job) -> int | None:
     """The LoRA rank a job trains with: its spec's, else the adapter it continued from."""
     rank = registry.model_spec(job).get("lora_rank")
     if rank is None and job.parent_adapter_id:
@@ -252,8 +257,8 @@ def _check_compatible(
         )
 
 
-def resolve_for_submit(session: Session, spec: JobSpec, settings: Settings) -> str | None:
-    """Check a spec's lora_path at submit; returns the `parent_adapter_id` for the job.
+def resolve_for_submit(session: Session, spec: JobSpec, settings: Settings) -> ResolvedLora | None:
+    """Check a spec's lora_path at submit and say what it names, for the job's columns.
 
     Call inside the submitting transaction: the adapter stays share-locked until commit,
     so a concurrent DELETE /adapters/{id} cannot slip between check and insert.
@@ -263,85 +268,20 @@ def resolve_for_submit(session: Session, spec: JobSpec, settings: Settings) -> s
         return None
     ref = parse_lora_path(lora_path)
     if ref.kind == "local":
-        check_local_path(lora_path, settings)
-        return None
+        return ResolvedLora(kind="local", local_path=check_local_path(lora_path, settings))
     if ref.kind == "checkpoint":
-        row, job, _ = _find_checkpoint(session, ref, lora_path)
+        row, job, _ = find_checkpoint(session, ref, lora_path)
         _check_compatible(
             lora_path,
             f"checkpoint {row.id} (job {job.id}, step {row.step})",
             base_model=registry.model_spec(job).get("model_path", ""),
-            rank=_job_rank(session, job),
+            rank=job_rank(session, job),
             spec=spec,
         )
-        return job.parent_adapter_id
-    adapter = _find_adapter(session, ref, lora_path)
+        return ResolvedLora(
+            kind="checkpoint", parent_adapter_id=job.parent_adapter_id, checkpoint_id=row.id
+        )
+    adapter = find_adapter(session, ref, lora_path)
     what = f"adapter {adapter.id} ({adapter.name} v{adapter.version})"
-    if adapter.kind != "lora":
-        raise _error(
-            lora_path,
-            f"{what} is a full fine-tuned model (kind: full), not a LoRA adapter",
-            "lora_path_full",
-        )
     _check_compatible(lora_path, what, base_model=adapter.base_model, rank=adapter.rank, spec=spec)
-    return adapter.id
-
-
-def resolve_source(
-    session: Session,
-    lora_path: str,
-    settings: Settings,
-    *,
-    parent_adapter_id: str | None = None,
-) -> LoraSource:
-    """What a worker must fetch to continue from `lora_path` (at claim time).
-
-    Pass the job's `parent_adapter_id`: a registry reference was pinned to it at submit,
-    so an alias moved since then does not change what the job continues from.
-    """
-    ref = parse_lora_path(lora_path)
-    if ref.kind == "local":
-        return LoraSource(
-            kind="local", lora_path=lora_path, path=check_local_path(lora_path, settings)
-        )
-    if ref.kind == "checkpoint":
-        row, job, pair = _find_checkpoint(session, ref, lora_path)
-        return LoraSource(
-            kind="checkpoint",
-            lora_path=lora_path,
-            checkpoint_id=row.id,
-            job_id=job.id,
-            rank=_job_rank(session, job),
-            files=[
-                SourceFile(
-                    name=base,
-                    sha256=f.sha256,
-                    size=f.size,
-                    url=registry.checkpoint_file_path(job.id, row.id, f.name),
-                )
-                for base, f in sorted(pair.items())
-            ],
-        )
-    if parent_adapter_id is not None:
-        ref = LoraRef(kind="adapter", adapter_id=parent_adapter_id)
-    adapter = _find_adapter(session, ref, lora_path)
-    if adapter.kind != "lora":
-        raise _error(
-            lora_path, f"adapter {adapter.id} is a full fine-tuned model", "lora_path_full"
-        )
-    files = registry.adapter_files(session, adapter.id)
-    return LoraSource(
-        kind="adapter",
-        lora_path=lora_path,
-        adapter_id=adapter.id,
-        rank=adapter.rank,
-        files=[
-            SourceFile(
-                name=f.name,
-                sha256=f.sha256,
-                size=f.size,
-                url=registry.adapter_file_path(adapter.id, f.name),
-            )
-            for f in files
-        ],
-    )
+    return ResolvedLora(kind="adapter", parent_adapter_id=adapter.id)

@@ -36,6 +36,7 @@ from service.domain import (
 )
 from service.errors import Conflict, InvalidArtifact, InvalidRequest, NotFound
 from service.ids import new_id
+from service.names import is_valid_name
 from service.paging import newest_first
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ PICKLE_SUFFIXES = frozenset(
 )
 # Jobs in these states hold on to the adapter they continue from.
 HOLDING_STATES = (JobState.queued.value, JobState.running.value, JobState.cancelling.value)
-ALIAS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 LATEST = "latest"  # a virtual alias: the newest version of a name
 MAX_LINEAGE = 1000
 MAX_CONFIG_BYTES = 1 << 20
@@ -558,7 +558,7 @@ def latest_version(session: Session, name: str) -> models.Adapter | None:
 
 
 def validate_alias(alias: str) -> str:
-    if not ALIAS_PATTERN.fullmatch(alias):
+    if not is_valid_name(alias):
         raise InvalidRequest(
             f"alias {alias!r} is not valid: 1 to 100 of letters, digits, `.`, `_`, `-`, "
             "starting with a letter or digit",
@@ -918,18 +918,19 @@ def prune_checkpoints(session: Session, job_id: str, keep: int) -> list[str]:
     doomed = rows[max(keep, 0) :]
     if not doomed:
         return []
-    spec_text = cast(models.Job.spec, Text)
-    holding = list(
+    held = set(
         session.scalars(
-            select(spec_text).where(
+            select(models.Job.source_checkpoint_id)
+            .where(
                 models.Job.state.in_(HOLDING_STATES),
-                or_(*(spec_text.contains(r.id) for r in doomed)),
+                models.Job.source_checkpoint_id.in_([r.id for r in doomed]),
             )
+            .execution_options(unscoped=True)
         )
     )
     candidates: set[str] = set()
     for row in doomed:
-        if any(row.id in text for text in holding):
+        if row.id in held:
             continue
         row.pruned = True
         candidates |= {f["sha256"] for f in row.files}

@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.deps import AppState
+from db import models
 from service import registry
 from service.domain import JobState
 from service.errors import InvalidLoraPath
-from service.lora_path import LoraRef, parse_lora_path, resolve_source
+from service.lora_path import LoraRef, parse_lora_path
 from service.settings import Settings
 from tests.test_registry import BASE, checkpoint_files, make_adapter, make_job
 
@@ -263,20 +264,47 @@ def test_a_checkpoint_a_queued_job_continues_from_is_not_pruned(
 # ---------------------------------------------------------------------------- claim time
 
 
-def test_resolve_source_for_the_worker(client: TestClient, state: AppState, settings: Settings):
+def claim(client: TestClient) -> dict:
+    """Claim the next job over the worker protocol (the admin token may)."""
+    response = client.post("/worker/claim", json={"worker_id": "w1"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def download(client: TestClient, claimed: dict, sha256: str):
+    return client.get(f"/worker/jobs/{claimed['job']['id']}/inputs/{sha256}",
+                      headers={"X-Loraplane-Lease": claimed["lease_id"]})
+
+
+def test_the_claim_continues_from_what_submit_resolved(client: TestClient, state: AppState):
     v1 = make_adapter(state, seed=1)
     v2 = make_adapter(state, seed=2)
     client.put("/aliases/bot/prod", json={"adapter_id": v1.id})
-    job = submit(client, "bot@prod", rank=8).json()
+    assert submit(client, "bot@prod", rank=8).status_code == 201
     client.put("/aliases/bot/prod", json={"adapter_id": v2.id})  # moved after submit
 
-    # (SQLite: one writer at a time, so no HTTP call while a session is open here.)
+    claimed = claim(client)
+    source = claimed["lora_source"]
+    assert (source["kind"], source["lora_path"], source["adapter_id"], source["rank"]) == (
+        "adapter", "bot@prod", v1.id, 8)
+    assert source["files"] == [
+        {"name": f.name, "sha256": f.sha256, "size": f.size,
+         "url": f"/worker/jobs/{claimed['job']['id']}/inputs/{f.sha256}"}
+        for f in v1.files
+    ]
+    for f in v1.files:
+        got = download(client, claimed, f.sha256)
+        assert got.status_code == 200 and got.headers["etag"] == f'"{f.sha256}"'
+    # The weights of the adapter the alias points to now are not an input of this job.
+    weights = next(f for f in v2.files if f.name.endswith(".safetensors"))
+    refused = download(client, claimed, weights.sha256)
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["code"] == "not_found"
+
+
+def test_the_claim_gives_a_checkpoint_source_by_its_column(client: TestClient, state: AppState):
     with state.sessions() as session:
-        pinned = resolve_source(
-            session, "bot@prod", settings, parent_adapter_id=job["parent_adapter_id"]
-        )
-        unpinned = resolve_source(session, "bot@prod", settings)
-        ck_job = make_job(session, state=JobState.running)
+        ck_job = make_job(session, state=JobState.failed)
         ck = registry.record_checkpoint(
             session,
             ck_job,
@@ -286,27 +314,47 @@ def test_resolve_source_for_the_worker(client: TestClient, state: AppState, sett
             files=checkpoint_files(state.store, 3),
         )
         session.commit()
-        from_ck = resolve_source(session, ck.id, settings)
-        local = resolve_source(session, str(settings.lora_path_roots[0] / "x"), settings)
+    job = submit(client, f"https://lp.example/jobs/{ck_job.id}/checkpoints/{ck.id}", rank=8)
+    assert job.status_code == 201, job.text
+    with state.sessions() as session:
+        row = session.get(models.Job, job.json()["id"])
+        assert (row.lora_source_kind, row.source_checkpoint_id) == ("checkpoint", ck.id)
 
-    assert (pinned.kind, pinned.adapter_id, pinned.rank) == ("adapter", v1.id, 8)
-    assert unpinned.adapter_id == v2.id
-    assert {f.name for f in pinned.files} == {"adapter_config.json", "adapter_model.safetensors"}
-    for f in pinned.files:
-        got = client.get(f.url)
-        assert got.status_code == 200 and got.headers["etag"] == f'"{f.sha256}"'
+    claimed = claim(client)
+    source = claimed["lora_source"]
+    assert (source["kind"], source["checkpoint_id"], source["job_id"], source["rank"]) == (
+        "checkpoint", ck.id, ck_job.id, 8)
+    assert [f["name"] for f in source["files"]] == [
+        "adapter_config.json", "adapter_model.safetensors"]
+    config = next(f for f in source["files"] if f["name"] == "adapter_config.json")
+    got = client.get(config["url"], headers={"X-Loraplane-Lease": claimed["lease_id"]})
+    assert got.status_code == 200 and json.loads(got.content)["r"] == 8
 
-    assert (from_ck.kind, from_ck.checkpoint_id, from_ck.job_id) == ("checkpoint", ck.id, ck_job.id)
-    assert sorted(f.name for f in from_ck.files) == [
-        "adapter_config.json",
-        "adapter_model.safetensors",
-    ]
-    config = next(f for f in from_ck.files if f.name == "adapter_config.json")
-    assert config.url.endswith("/files/adapter/adapter_config.json")
-    assert json.loads(client.get(config.url).content)["r"] == 8
 
-    assert (local.kind, local.path, local.files) == (
-        "local",
-        os.path.realpath(settings.lora_path_roots[0] / "x"),
-        [],
-    )
+def test_a_local_folder_is_checked_once_at_submit(
+    client: TestClient, state: AppState, settings: Settings
+):
+    root = settings.lora_path_roots[0]
+    (root / "real").mkdir()
+    (root / "link").symlink_to(root / "real")
+    assert submit(client, str(root / "link"), rank=8).status_code == 201
+    state.settings.lora_path_roots = []  # the claim does not check the roots again
+
+    source = claim(client)["lora_source"]
+    assert (source["kind"], source["path"], source["files"]) == (
+        "local", os.path.realpath(root / "real"), [])
+
+
+def test_a_source_gone_since_submit_fails_the_job_at_claim(client: TestClient, state: AppState):
+    adapter = make_adapter(state)
+    job = submit(client, adapter.id, rank=8).json()
+    with state.sessions() as session:  # as migration 0002 leaves a job whose spec was stale
+        session.get(models.Job, job["id"]).parent_adapter_id = None
+        session.commit()
+
+    assert client.post("/worker/claim", json={"worker_id": "w1"}).status_code == 204
+    failed = client.get(f"/jobs/{job['id']}").json()
+    assert failed["state"] == "failed"
+    assert failed["error"]["code"] == "invalid_lora_path"
+    assert failed["error"]["message"] == (
+        f"lora_path {adapter.id!r}: the adapter it named at submit is gone")

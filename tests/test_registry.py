@@ -24,6 +24,7 @@ from service import registry
 from service.artifacts import ArtifactStore
 from service.domain import JobState
 from service.errors import Conflict, InvalidArtifact
+from service.lora_path import ResolvedLora
 from service.registry import AdapterResult, FileRef
 from service.spec import parse_spec
 
@@ -76,20 +77,19 @@ def make_job(
     rank: int | None = 8,
     parent: str | None = None,
     state: JobState = JobState.succeeded,
-    lora_path: str | None = None,
 ) -> models.Job:
-    """A job row as the queue leaves it (default: succeeded, not yet registered)."""
+    """A job row as the queue leaves it (default: succeeded, not yet registered); with a
+    `parent`, one that continued from that adapter."""
     model: dict[str, Any] = {"model_path": model_path, "is_lora": is_lora}
     if is_lora and rank is not None:
         model["lora_rank"] = rank
-    if lora_path is not None:
-        model["lora_path"] = lora_path
+    if parent is not None:
+        model["lora_path"] = parent
     document: dict[str, Any] = {"actor": {"model": model}}
     if name:
         document["runner"] = {"experiment_name": name}
-    job = job_service.submit_job(
-        session, parse_spec(document), max_attempts=3, parent_adapter_id=parent
-    )
+    lora = ResolvedLora(kind="adapter", parent_adapter_id=parent) if parent else None
+    job = job_service.submit_job(session, parse_spec(document), max_attempts=3, lora=lora)
     row = session.get(models.Job, job.id)
     assert row is not None
     row.state = state.value

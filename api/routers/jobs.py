@@ -82,14 +82,13 @@ async def submit_job(
                 try:
                     # Registry and dataset references are checked in the submitting
                     # transaction (the adapter stays share-locked until commit).
-                    parent_adapter_id = lora_path_service.resolve_for_submit(
-                        session, parsed.spec, settings)
+                    lora = lora_path_service.resolve_for_submit(session, parsed.spec, settings)
                     dataset_service.check_data_paths(session, parsed.spec,
                                                      settings.data_path_roots)
                     job = job_service.submit_job(
                         session, parsed, max_attempts=settings.max_attempts,
                         idempotency_key=idempotency_key, digest=digest,
-                        parent_adapter_id=parent_adapter_id,
+                        lora=lora,
                     )
                 except Conflict as exc:
                     if exc.code != "idempotency_race":

@@ -166,7 +166,7 @@ async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHe
 )
 def download_input(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
                    session: WorkerSessionDep, state: StateDep) -> Response:
-    size = dispatch.input_blob(session, state.settings, job_id, lease, validate_sha256(sha256))
+    size = dispatch.input_blob(session, job_id, lease, validate_sha256(sha256))
     session.commit()
     return blob_response(request, state.store, sha256=sha256, size=size, filename=sha256)
 
