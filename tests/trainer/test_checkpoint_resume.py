@@ -15,7 +15,7 @@ import torch
 import worker
 from worker.demo import demo_dataset_path
 from worker.trainer.errors import UserError
-from worker.trainer.loop import lr_factor
+from worker.trainer.schedule import lr_factor
 
 RESUME_SCRIPT = """
 import json, sys

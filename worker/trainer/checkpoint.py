@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from worker.trainer.errors import UserError
+from worker.trainer.files import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 FORMAT_VERSION = 1
 TRAINER_STATE = "trainer_state.json"
@@ -145,6 +146,24 @@ def check_checkpoint_dir(directory: Path, weight_files: Sequence[str]) -> dict[s
         raise UserError(
             f"checkpoint {directory} has format {state.get('format_version')!r}; "
             f"this trainer reads {FORMAT_VERSION}",
+            code="invalid_checkpoint",
+        )
+    return state
+
+
+def read_resume_state(
+    directory: Path, *, kind: str, num_examples: int, global_batch_size: int
+) -> dict[str, Any]:
+    """The trainer state of a checkpoint this run can resume from; a UserError otherwise."""
+    weights = [ADAPTER_CONFIG, ADAPTER_WEIGHTS] if kind == "lora" else ["config.json"]
+    state = check_checkpoint_dir(directory, weights)
+    if kind != "lora" and not any(directory.glob("*.safetensors")):
+        raise UserError(f"checkpoint {directory} has no model weights", code="invalid_checkpoint")
+    expected = {"kind": kind, "num_examples": num_examples, "global_batch_size": global_batch_size}
+    found = {key: state.get(key) for key in expected}
+    if found != expected:
+        raise UserError(
+            f"checkpoint {directory} belongs to another run: {found} != {expected}",
             code="invalid_checkpoint",
         )
     return state

@@ -1,4 +1,5 @@
-"""Locating base models and fingerprinting them; no torch import."""
+"""The files of a run: the PEFT folder's names, locating and fingerprinting base models; no
+torch import."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 from pathlib import Path
 
 from worker.trainer.errors import UserError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def resolve_model_dir(model_path: str, models_dir: Path) -> Path:

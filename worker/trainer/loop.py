@@ -1,4 +1,8 @@
-"""The training loop: model set-up, AdamW with a schedule, accumulation, checkpoints, resume."""
+"""The training loop: steps with gradient accumulation, validation, checkpoints, stop requests.
+
+Model building lives in `model`, the optimiser and schedule in `schedule`, the on-disk
+training state in `checkpoint`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +25,13 @@ from worker.trainer.data import IGNORE_INDEX, Example, collate, epoch_order, loa
 from worker.trainer.errors import UserError
 from worker.trainer.files import base_fingerprint
 from worker.trainer.hooks import TrainingHooks, TrainingResult
+from worker.trainer.schedule import make_optimizer
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_DIR = "output"
 CHECKPOINTS_DIR = "checkpoints"
 STOP_REQUESTS = (None, "cancel", "handback")
-
-
-def lr_factor(kind: str, warmup: int, length: int) -> Callable[[int], float]:
-    """Multiplier of the peak lr for the update with 0-based index s.
-
-    Warmup: (s + 1) / (warmup + 1) for the first `warmup` updates; then constant, or a linear or
-    half-cosine decay from 1 towards 0 over the remaining `length - warmup` updates.
-    """
-
-    def factor(s: int) -> float:
-        if s < warmup:
-            return (s + 1) / (warmup + 1)
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (s - warmup) / max(1, length - warmup))
-        if kind == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
 
 
 class TrainingSession:
@@ -137,60 +121,23 @@ class TrainingSession:
         self._val_tokens = max(1, sum(e.answer_tokens for e in self.val_examples))
 
     def _build_model(self, resume_state: dict[str, Any] | None) -> torch.nn.Module:
-        model_spec = self.spec.actor.model
-        if not self.is_lora:
-            if self.init_adapter_dir is not None:
-                raise UserError(
-                    "an adapter to continue from needs is_lora: true", code="invalid_spec"
-                )
-            model = models.load_causal_lm(self.resume_dir if resume_state else self.base_model_dir)
-            model.requires_grad_(True)
-            return model
-        base = models.load_causal_lm(self.base_model_dir)
-        source = self.resume_dir if resume_state else self.init_adapter_dir
-        if source is not None:
-            model = models.load_lora(base, source)
-            config = model.peft_config["default"]
-            if resume_state is None and model_spec.lora_rank not in (None, config.r):
-                self._note(
-                    f"continuing adapter keeps its own rank {config.r} "
-                    f"(spec said {model_spec.lora_rank})"
-                )
-            return model
-        if model_spec.lora_rank is None:
-            raise UserError("lora_rank is required to start a new adapter", code="invalid_spec")
-        rank = model_spec.lora_rank
-        return models.attach_new_lora(
-            base,
-            rank=rank,
-            alpha=model_spec.lora_alpha if model_spec.lora_alpha is not None else rank,
-            dropout=model_spec.lora_dropout,
-            target_modules=model_spec.target_modules or models.DEFAULT_TARGET_MODULES,
+        return models.build_model(
+            self.spec.actor.model,
+            base_model_dir=self.base_model_dir,
+            init_adapter_dir=self.init_adapter_dir,
+            resume_dir=self.resume_dir if resume_state else None,
+            note=self._note,
         )
 
     def _read_resume_state(self) -> dict[str, Any] | None:
         if self.resume_dir is None:
             return None
-        weights = (
-            [models.ADAPTER_CONFIG, models.ADAPTER_WEIGHTS] if self.is_lora else ["config.json"]
+        return ckpt.read_resume_state(
+            self.resume_dir,
+            kind=self.kind,
+            num_examples=len(self.train_examples),
+            global_batch_size=self.global_batch,
         )
-        state = ckpt.check_checkpoint_dir(self.resume_dir, weights)
-        if not self.is_lora and not any(self.resume_dir.glob("*.safetensors")):
-            raise UserError(
-                f"checkpoint {self.resume_dir} has no model weights", code="invalid_checkpoint"
-            )
-        expected = {
-            "kind": self.kind,
-            "num_examples": len(self.train_examples),
-            "global_batch_size": self.global_batch,
-        }
-        found = {key: state.get(key) for key in expected}
-        if found != expected:
-            raise UserError(
-                f"checkpoint {self.resume_dir} belongs to another run: {found} != {expected}",
-                code="invalid_checkpoint",
-            )
-        return state
 
     # ------------------------------------------------------------------ steps
 
@@ -353,7 +300,7 @@ class TrainingSession:
 
     def _prepare(self) -> int:
         """Data, model, optimizer and schedule; restored from `resume_dir` if given. Next step."""
-        spec, actor, optim = self.spec, self.spec.actor, self.spec.actor.optim
+        spec, actor = self.spec, self.spec.actor
         self.fingerprint = base_fingerprint(self.base_model_dir)
         self._choose_precision()
         self.tokenizer = models.load_tokenizer(self.base_model_dir)
@@ -388,16 +335,8 @@ class TrainingSession:
             f"({100 * trainable / total:.2f}%)"
         )
 
-        self.optimizer = torch.optim.AdamW(
-            self.params,
-            lr=optim.lr,
-            betas=(optim.adam_beta1, optim.adam_beta2),
-            eps=optim.adam_eps,
-            weight_decay=optim.weight_decay,
-        )
-        schedule_length = optim.total_training_steps or self.total_steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor(optim.lr_scheduler, optim.lr_warmup_steps, schedule_length)
+        self.optimizer, self.scheduler = make_optimizer(
+            self.params, actor.optim, self.total_steps
         )
         self.scaler = (
             torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None

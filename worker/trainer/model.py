@@ -7,9 +7,9 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
@@ -22,6 +22,10 @@ from transformers.pytorch_utils import Conv1D
 from transformers.utils import logging as hf_logging
 
 from worker.trainer.errors import UserError
+from worker.trainer.files import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+if TYPE_CHECKING:
+    from loraplane_client.models import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +34,6 @@ DEFAULT_TARGET_MODULES: tuple[str, ...] = (
     "proj", "qkv", "fc1", "fc2", "q", "kv", "fc3",
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",
 )  # fmt: skip
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # Keys of a peft LoRA state dict (adapter name stripped), e.g.
 # `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`.
 LORA_KEY = re.compile(r"\.lora_(A|B)\.weight$|\.lora_embedding_(A|B)$")
@@ -318,3 +320,42 @@ def write_full_model(model: PreTrainedModel, tokenizer: Any, directory: Path) ->
         raise RuntimeError(f"save_pretrained wrote no safetensors file into {directory}")
     for pickled in directory.glob("*.bin"):
         raise RuntimeError(f"save_pretrained wrote a pickle file {pickled}")
+
+
+def build_model(
+    model_spec: ModelSpec,
+    *,
+    base_model_dir: Path,
+    init_adapter_dir: Path | None,
+    resume_dir: Path | None,
+    note: Callable[[str], None],
+) -> nn.Module:
+    """The model a run trains: the full model, a new LoRA adapter on the base, or the adapter
+    to continue (`resume_dir`, a checkpoint of this job, wins over `init_adapter_dir`)."""
+    if not model_spec.is_lora:
+        if init_adapter_dir is not None:
+            raise UserError("an adapter to continue from needs is_lora: true", code="invalid_spec")
+        model = load_causal_lm(resume_dir or base_model_dir)
+        model.requires_grad_(True)
+        return model
+    base = load_causal_lm(base_model_dir)
+    source = resume_dir or init_adapter_dir
+    if source is not None:
+        model = load_lora(base, source)
+        config = model.peft_config["default"]
+        if resume_dir is None and model_spec.lora_rank not in (None, config.r):
+            note(
+                f"continuing adapter keeps its own rank {config.r} "
+                f"(spec said {model_spec.lora_rank})"
+            )
+        return model
+    if model_spec.lora_rank is None:
+        raise UserError("lora_rank is required to start a new adapter", code="invalid_spec")
+    rank = model_spec.lora_rank
+    return attach_new_lora(
+        base,
+        rank=rank,
+        alpha=model_spec.lora_alpha if model_spec.lora_alpha is not None else rank,
+        dropout=model_spec.lora_dropout,
+        target_modules=model_spec.target_modules or DEFAULT_TARGET_MODULES,
+    )
