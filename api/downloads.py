@@ -12,9 +12,9 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from api.errors import Problem, problem
+from api.errors import Problem
 from service.artifacts import ArtifactStore, validate_sha256
-from service.errors import InvalidRequest, ServiceError
+from service.errors import InvalidRequest, RangeNotSatisfiable, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def blob_response(
     filename: str,
     media_type: str = "application/octet-stream",
 ) -> Response:
-    """A GET/HEAD response for a blob: ETag, 304, single ranges (206/416), attachment name."""
+    """A GET/HEAD response for a blob: ETag, 304, single ranges (206; one past the end raises
+    RangeNotSatisfiable, 416), attachment name."""
     validate_sha256(sha256)
     etag = f'"{sha256}"'
     if none_match(request.headers.get("if-none-match"), sha256):
@@ -62,16 +63,14 @@ def blob_response(
         try:
             span = _single_range(range_header, size)
         except _Unsatisfiable:
-            return problem(
-                416,
-                "range_not_satisfiable",
+            raise RangeNotSatisfiable(
                 f"range {range_header!r} lies outside the {size} bytes of {filename!r}",
                 headers={
                     "content-range": f"bytes */{size}",
                     "etag": etag,
                     "accept-ranges": "bytes",
                 },
-            )
+            ) from None
     start, end = span if span is not None else (0, size - 1)
     status = 200 if span is None else 206
     if span is not None:

@@ -1,4 +1,4 @@
-"""Every error as RFC 9457 `application/problem+json`, from one table of codes."""
+"""Every error as RFC 9457 `application/problem+json`; the one table of code -> HTTP status."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import HTTP_STATUS, ServiceError
+from service.errors import Conflict, DatabaseUnavailable, InvalidRequest, ServiceError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -67,8 +67,82 @@ def document_problem_responses(schema: dict[str, Any]) -> None:
                 response["content"] = {PROBLEM: body, **content}
 
 
-def problem(status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+# Every code the server raises, and its HTTP status. Each is listed: no status is inferred
+# from an error's class, and a code missing here is a bug (logged, answered 500).
+# tests/test_error_table.py reads service/ and api/ and fails on a code without a row.
+STATUS_BY_CODE: dict[str, int] = {
+    # 401, 403: who is calling
+    "unauthorized": 401,
+    "forbidden": 403,
+    # 404
+    "not_found": 404,
+    "dataset_not_found": 404,
+    # 409: the request conflicts with the state of things
+    "conflict": 409,
+    "lease_lost": 409,
+    "idempotency_conflict": 409,
+    "idempotency_race": 409,
+    "job_finished": 409,
+    "adapter_in_use": 409,
+    # 413, 415, 416
+    "payload_too_large": 413,
+    "artifact_too_large": 413,
+    "dataset_too_large": 413,
+    "unsupported_media_type": 415,
+    "range_not_satisfiable": 416,
+    # 422: a request or a spec that breaks a rule
+    "invalid_request": 422,
+    "invalid_cursor": 422,
+    "invalid_last_event_id": 422,
+    "invalid_token": 422,
+    "invalid_alias": 422,
+    "invalid_sha256": 422,
+    "checksum_mismatch": 422,
+    "truncated_artifact": 422,
+    "invalid_artifact": 422,
+    "blob_missing": 422,
+    "invalid_dataset": 422,
+    "invalid_dataset_name": 422,
+    "invalid_spec": 422,
+    "invalid_lora_path": 422,
+    "data_path_not_allowed": 422,
+    "unknown_dataset": 422,
+    "dataset_missing_key": 422,
+    # 5xx
+    "internal_error": 500,
+    "database_unavailable": 503,
+    "migrations_pending": 503,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of an error code; 500 (and an error in the log) for an unlisted one."""
+    status = STATUS_BY_CODE.get(code)
+    if status is None:
+        log.error("bug: error code %r has no HTTP status in api.errors.STATUS_BY_CODE; "
+                  "answered 500", code)
+        return 500
+    return status
+
+
+def problem_response(exc: ServiceError) -> JSONResponse:
+    """The one rendering of a server error: its code's status, its headers, a problem body.
+    A 401 names the scheme to authenticate with (RFC 9110 §11.6.1)."""
+    status = status_for(exc.code)
+    headers = dict(exc.headers)
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return _problem(status, exc.code, exc.message, exc.errors, headers=headers or None)
+
+
+def database_unavailable() -> DatabaseUnavailable:
+    """What a request that cannot reach the database is answered."""
+    return DatabaseUnavailable("the database is unreachable; retry shortly",
+                               headers={"Retry-After": "2"})
+
+
+def _problem(status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
     body = {
         "type": f"urn:loraplane:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -80,20 +154,8 @@ def problem(status: int, code: str, detail: str, errors: list[dict[str, Any]] | 
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def status_for(exc: ServiceError) -> int:
-    """The exception's own code if the table has it, else its nearest class's code."""
-    if exc.code in HTTP_STATUS:
-        return HTTP_STATUS[exc.code]
-    for cls in type(exc).__mro__:
-        if getattr(cls, "code", None) in HTTP_STATUS:
-            return HTTP_STATUS[cls.code]
-    return 500
-
-
 async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-    status = status_for(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(status, exc.code, exc.message, exc.errors, headers=headers)
+    return problem_response(exc)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -102,32 +164,32 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
         for err in exc.errors()
     ]
     first = errors[0] if errors else {"loc": "", "msg": "invalid request"}
-    return problem(422, "invalid_request", f"{first['loc']}: {first['msg']}", errors)
+    return problem_response(InvalidRequest(f"{first['loc']}: {first['msg']}", errors=errors))
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The framework's own errors (no route: 404, wrong method: 405): their status, named."""
     status = exc.status_code
     try:
         code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:
         code = "http_error"
-    return problem(status, code, str(exc.detail), headers=getattr(exc, "headers", None))
+    return _problem(status, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
 
 async def _integrity_error(_: Request, exc: IntegrityError) -> JSONResponse:
     log.info("integrity error: %s", exc)
-    return problem(409, "conflict", "the request conflicts with existing data (unique key)")
+    return problem_response(Conflict("the request conflicts with existing data (unique key)"))
 
 
 async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
-    return problem(503, "database_unavailable", "the database is unreachable; retry shortly",
-                   headers={"Retry-After": "2"})
+    return problem_response(database_unavailable())
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
-    return problem(500, "internal_error", "internal error; see the server log")
+    return problem_response(ServiceError("internal error; see the server log"))
 
 
 def install(app: FastAPI) -> None:

@@ -10,10 +10,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem
+from api.errors import database_unavailable, problem_response
 from service.auth import authenticate
 from service.datasets import MEDIA_TYPES
-from service.errors import ServiceError
+from service.errors import PayloadTooLarge, ServiceError
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc",
                           "/docs/oauth2-redirect"})
@@ -21,7 +21,11 @@ STREAMED_TYPES = MEDIA_TYPES  # dataset uploads (and octet-stream blobs): stream
 
 
 class Gate:
-    """Pure ASGI middleware: 401 for a bad token, 413 for an oversized JSON body."""
+    """Pure ASGI middleware: 401 for a bad token, 413 for an oversized JSON body.
+
+    It runs outside FastAPI's exception handlers, so it answers its typed errors through the
+    same renderer they use (`api.errors.problem_response`).
+    """
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -30,60 +34,55 @@ class Gate:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
+        try:
+            admitted = await self._admit(scope, receive)
+        except ServiceError as exc:
+            await problem_response(exc)(scope, receive, send)
+            return
+        if admitted is not None:
+            await self.app(scope, admitted, send)
+
+    async def _admit(self, scope: Scope, receive: Receive) -> Receive | None:
+        """Authenticate the caller and bound a JSON/YAML body; the `receive` the app should
+        read the body from (None: the client left while the body was being read)."""
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         state = scope["app"].state.loraplane
         try:
             principal = await run_in_threadpool(self._authenticate, state, headers)
-        except ServiceError as exc:
-            response = problem(401, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
-            return
         except SQLAlchemyError:
-            response = problem(503, "database_unavailable", "the database is unreachable; retry "
-                               "shortly", headers={"Retry-After": "2"})
-            await response(scope, receive, send)
-            return
+            raise database_unavailable() from None
         scope.setdefault("state", {})["principal"] = principal
 
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media in STREAMED_TYPES or scope["method"] in ("GET", "HEAD", "DELETE"):
-            await self.app(scope, receive, send)
-            return
+            return receive
         # The largest body a JSON/YAML route takes is a spec; uploads are streamed apart.
         limit = state.settings.max_spec_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            response = problem(413, "payload_too_large", f"body is {declared} bytes; the limit "
-                               f"for this kind of request is {limit} bytes")
-            await response(scope, receive, send)
-            return
+            raise PayloadTooLarge(f"body is {declared} bytes; the limit for this kind of "
+                                  f"request is {limit} bytes")
         if declared.isdigit():
-            await self.app(scope, receive, send)
-            return
+            return receive
         # No Content-Length (chunked): such bodies are small by design, so read it here.
         body, more = [], True
         size = 0
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return
+                return None
             body.append(message.get("body", b""))
             size += len(body[-1])
             more = message.get("more_body", False)
             if size > limit:
-                response = problem(413, "payload_too_large",
-                                   f"body is over the limit of {limit} bytes")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, _replay(b"".join(body), receive), send)
+                raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        return _replay(b"".join(body), receive)
 
     @staticmethod
     def _authenticate(state, headers: dict[str, str]):
         scheme, _, token = headers.get("authorization", "").partition(" ")
         with state.reader.connect() as connection:
             return authenticate(connection, token.strip() if scheme.lower() == "bearer" else None)
-
-
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -22,36 +22,18 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from service.errors import InvalidRequest, NotFound, PayloadTooLarge
+from service.errors import (
+    ArtifactTooLarge,
+    ChecksumMismatch,
+    InvalidDigest,
+    NotFound,
+    TruncatedArtifact,
+)
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class InvalidDigest(InvalidRequest):
-    """A sha256 that is not 64 lowercase hex digits."""
-
-    code = "invalid_sha256"
-
-
-class ArtifactTooLarge(PayloadTooLarge):
-    """The bytes offered exceed the size allowed for this artifact."""
-
-    code = "artifact_too_large"
-
-
-class ChecksumMismatch(InvalidRequest):
-    """The bytes do not hash to the sha256 they were announced with."""
-
-    code = "checksum_mismatch"
-
-
-class TruncatedArtifact(InvalidRequest):
-    """The stream ended before the announced number of bytes arrived."""
-
-    code = "truncated_artifact"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,12 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from service.domain import Page
-from service.errors import InvalidRequest, NotFound, ServiceError
+from service.errors import (
+    Forbidden,  # noqa: F401  (re-exported: api/deps.py imports it from here)
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
 from service.ids import new_id
 from service.paging import newest_first
 
@@ -40,14 +45,6 @@ class Role(StrEnum):
     admin = "admin"
     user = "user"
     worker = "worker"
-
-
-class Unauthorized(ServiceError):
-    code = "unauthorized"
-
-
-class Forbidden(ServiceError):
-    code = "forbidden"
 
 
 class Principal(BaseModel):

@@ -8,9 +8,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import StateDep, require
-from api.errors import AUTH_ERRORS, Problem, problem
+from api.errors import AUTH_ERRORS, Problem
 from db.migrate import current_revision, head_revision
 from service.auth import Role
+from service.errors import DatabaseUnavailable, MigrationsPending
 
 router = APIRouter(tags=["health"])
 
@@ -22,17 +23,16 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", operation_id="readyz", response_model=None, summary="Readiness: database reachable, schema at head",
             responses={503: {"model": Problem, "description": "Not ready"}})
-def readyz(state: StateDep) -> Response | dict[str, str]:
+def readyz(state: StateDep) -> dict[str, str]:
     try:
         with state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         current = current_revision(state.engine)
     except SQLAlchemyError as exc:
-        return problem(503, "database_unavailable", f"database unreachable: {type(exc).__name__}")
+        raise DatabaseUnavailable(f"database unreachable: {type(exc).__name__}") from exc
     head = head_revision()
     if current != head:
-        return problem(503, "migrations_pending",
-                       f"database schema is at {current!r}, the code needs {head!r}")
+        raise MigrationsPending(f"database schema is at {current!r}, the code needs {head!r}")
     return {"status": "ready", "schema": current or ""}
 
 
