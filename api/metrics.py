@@ -9,11 +9,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from db import models
-from service.domain import JobState
+from service.stats import count_jobs_and_adapters
 
 
 class QueueCollector(Collector):
@@ -27,14 +25,11 @@ class QueueCollector(Collector):
         jobs = GaugeMetricFamily("loraplane_jobs", "Jobs by state", labels=["state"])
         adapters = GaugeMetricFamily("loraplane_adapters", "Registered adapters", labels=["kind"])
         with state.session(None) as session:
-            counts = dict(session.execute(
-                select(models.Job.state, func.count()).group_by(models.Job.state)).all())
-            kinds = dict(session.execute(
-                select(models.Adapter.kind, func.count()).group_by(models.Adapter.kind)).all())
-        for job_state in JobState:
-            jobs.add_metric([job_state.value], counts.get(job_state.value, 0))
-        for kind in ("lora", "full"):
-            adapters.add_metric([kind], kinds.get(kind, 0))
+            counts = count_jobs_and_adapters(session)
+        for job_state, count in counts.jobs_by_state.items():
+            jobs.add_metric([job_state], count)
+        for kind, count in counts.adapters_by_kind.items():
+            adapters.add_metric([kind], count)
         yield jobs
         yield adapters
 
