@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
@@ -47,6 +47,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+LimitOption = Annotated[int, typer.Option(min=1, max=500, help="How many (newest first).")]
 
 
 class Remote:
@@ -165,6 +166,46 @@ def print_json(value: Any) -> None:
 def print_json_line(value: Any) -> None:
     sys.stdout.write(json.dumps(to_data(value), default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_result(value: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    """One result: JSON for scripts (--json), else as `render` prints it for people."""
+    if as_json:
+        print_json(value)
+    else:
+        render(value)
+
+
+def print_page(page: Any, as_json: bool, rows: Table,
+               cells: Callable[[Any], Sequence[str]]) -> None:
+    """A page of a list: its items as JSON (--json), else a table with one row an item and,
+    when the page is not the last, a note on stderr."""
+    if as_json:
+        print_json(page.items)
+        return
+    for item in page.items:
+        rows.add_row(*cells(item))
+    out.print(rows)
+    if unset(page.next_cursor):
+        err.print(f"[dim](more: raise --limit; showing {len(page.items)})[/dim]")
+
+
+def print_fields(fields: Iterable[tuple[str, str]], *, skip_empty: bool = True) -> None:
+    """Name / value pairs as a two-column grid, names in bold; empty values left out
+    unless `skip_empty` is false."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in fields:
+        if value or not skip_empty:
+            grid.add_row(key, value)
+    out.print(grid)
+
+
+def as_dict(value: Any) -> dict[str, Any] | None:
+    """A generated model's optional nested object (metrics, …) as a dict; None if absent."""
+    value = unset(value)
+    return value.to_dict() if value is not None and hasattr(value, "to_dict") else None
 
 
 def unset(value: Any) -> Any:

@@ -19,18 +19,22 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 from cli.common import (
     JsonOption,
+    LimitOption,
     ago,
+    as_dict,
     client,
     err,
     fmt_number,
     handles_errors,
     human_bytes,
     out,
+    print_fields,
     print_json,
+    print_page,
+    print_result,
     status,
     table,
     unset,
@@ -51,9 +55,7 @@ def _ref(adapter: Adapter) -> str:
 
 
 def _final_loss(adapter: Adapter) -> str:
-    metrics = unset(adapter.metrics)
-    data = metrics.to_dict() if metrics is not None and hasattr(metrics, "to_dict") else {}
-    return fmt_number(data.get("loss"))
+    return fmt_number((as_dict(adapter.metrics) or {}).get("loss"))
 
 
 # ------------------------------------------------------------------------------ adapters
@@ -67,38 +69,32 @@ def list_(
     base_model: Annotated[str | None, typer.Option(help="Only adapters of this base model.")]
     = None,
     kind: Annotated[ListAdaptersKindType0 | None, typer.Option(help="lora or full.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="How many (newest first).")] = 20,
+    limit: LimitOption = 20,
     as_json: JsonOption = False,
 ) -> None:
     """List adapters, newest first."""
     page = ok(list_adapters.sync_detailed(client=client(ctx), name=name, base_model=base_model,
                                           kind=kind, limit=limit))
-    if as_json:
-        print_json(page.items)
-        return
     aliases = any(adapter.aliases for adapter in page.items)  # the column only if used
     columns = ["ID", "ADAPTER", "KIND", "BASE MODEL", "RANK", "LOSS", "AGE"]
     rows = table(*columns, *(["ALIASES"] if aliases else []), wrap=("BASE MODEL", "ALIASES"))
-    for adapter in page.items:
-        cells = [adapter.id, _ref(adapter), str(adapter.kind), adapter.base_model,
-                 fmt_number(unset(adapter.rank)), _final_loss(adapter), ago(adapter.created_at)]
-        rows.add_row(*cells, *([", ".join(adapter.aliases)] if aliases else []))
-    out.print(rows)
-    if unset(page.next_cursor):
-        err.print(f"[dim](more: raise --limit; showing {len(page.items)})[/dim]")
+
+    def cells(adapter: Adapter) -> list[str]:
+        return [adapter.id, _ref(adapter), str(adapter.kind), adapter.base_model,
+                fmt_number(unset(adapter.rank)), _final_loss(adapter), ago(adapter.created_at),
+                *([", ".join(adapter.aliases)] if aliases else [])]
+
+    print_page(page, as_json, rows, cells)
 
 
 @adapters_app.command("show")
 @handles_errors
 def show(ctx: typer.Context, ref: RefArgument, as_json: JsonOption = False) -> None:
     """Show an adapter: what it was trained from, its lineage, files and lora_path."""
-    adapter = resolve_adapter(client(ctx), ref)
-    if as_json:
-        print_json(adapter)
-        return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    print_result(resolve_adapter(client(ctx), ref), as_json, _print_adapter)
+
+
+def _print_adapter(adapter: Adapter) -> None:
     lineage = " ← ".join([_ref(adapter)] + [f"{e.name}:{e.version}" for e in adapter.lineage])
     rows = [
         ("id", adapter.id),
@@ -114,10 +110,7 @@ def show(ctx: typer.Context, ref: RefArgument, as_json: JsonOption = False) -> N
         ("created", when(adapter.created_at)),
         ("lora_path", adapter.lora_path),
     ]
-    for key, value in rows:
-        if value:
-            grid.add_row(key, value)
-    out.print(grid)
+    print_fields(rows)
     files = table("FILE", "SIZE", "SHA256")
     for f in adapter.files:
         files.add_row(f.name, human_bytes(f.size), f.sha256)
@@ -166,12 +159,7 @@ def _dataset_rows(dataset: Dataset) -> list[tuple[str, str]]:
 
 
 def _print_dataset(dataset: Dataset) -> None:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    for key, value in _dataset_rows(dataset):
-        grid.add_row(key, value)
-    out.print(grid)
+    print_fields(_dataset_rows(dataset), skip_empty=False)
 
 
 @datasets_app.command("upload")
@@ -189,29 +177,21 @@ def upload(
                 enabled=not as_json), file.open("rb") as f:
         dataset = ok(upload_dataset.sync_detailed(
             client=client(ctx), body=File(payload=f, file_name=file.name), name=name))
-    if as_json:
-        print_json(dataset)
-        return
-    _print_dataset(dataset)
+    print_result(dataset, as_json, _print_dataset)
 
 
 @datasets_app.command("list")
 @handles_errors
 def list_datasets_(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="How many (newest first).")] = 20,
+    limit: LimitOption = 20,
     as_json: JsonOption = False,
 ) -> None:
     """List datasets, newest first."""
     page = ok(list_datasets.sync_detailed(client=client(ctx), limit=limit))
-    if as_json:
-        print_json(page.items)
-        return
     rows = table("ID", "NAME", "ROWS", "KEYS", "SIZE", "AGE", wrap=("NAME", "KEYS"))
-    for d in page.items:
-        rows.add_row(d.id, d.name, str(d.rows), ", ".join(d.keys), human_bytes(d.size),
-                     ago(d.created_at))
-    out.print(rows)
+    print_page(page, as_json, rows, lambda d: (d.id, d.name, str(d.rows), ", ".join(d.keys),
+                                               human_bytes(d.size), ago(d.created_at)))
 
 
 @datasets_app.command("show")
@@ -223,7 +203,4 @@ def show_dataset(
 ) -> None:
     """Show a dataset."""
     dataset = ok(get_dataset.sync_detailed(dataset_id, client=client(ctx)))
-    if as_json:
-        print_json(dataset)
-        return
-    _print_dataset(dataset)
+    print_result(dataset, as_json, _print_dataset)

@@ -7,17 +7,18 @@ from typing import Annotated
 import typer
 from loraplane_client import ok
 from loraplane_client.api.tokens import create_token, list_tokens, revoke_token
-from loraplane_client.models import Role, TokenCreate, TokenInfo
+from loraplane_client.models import NewToken, Role, TokenCreate, TokenInfo
 
 from cli.common import (
     JsonOption,
+    LimitOption,
     client,
     err,
     handles_errors,
     out,
-    print_json,
+    print_page,
+    print_result,
     table,
-    unset,
     when,
 )
 
@@ -44,9 +45,10 @@ def create(
     """Create a token; its value is printed once and cannot be shown again."""
     token = ok(create_token.sync_detailed(
         client=client(ctx), body=TokenCreate(role=role, project=project, name=name)))
-    if as_json:
-        print_json(token)
-        return
+    print_result(token, as_json, _print_created)
+
+
+def _print_created(token: NewToken) -> None:
     err.print(f"created {token.id} ({token.role}, project {token.project}); the token, shown "
               "once:")
     out.print(token.token, markup=False)
@@ -56,21 +58,14 @@ def create(
 @handles_errors
 def list_(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option(min=1, max=500, help="How many (newest first).")] = 100,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
     """List tokens (never their values)."""
     page = ok(list_tokens.sync_detailed(client=client(ctx), limit=limit))
-    if as_json:
-        print_json(page.items)
-        return
     rows = table("ID", "NAME", "ROLE", "PROJECT", "CREATED", "LAST USED", "REVOKED",
                  wrap=("NAME",))
-    for token in page.items:
-        rows.add_row(*_row(token))
-    out.print(rows)
-    if unset(page.next_cursor):
-        err.print(f"[dim](more: raise --limit; showing {len(page.items)})[/dim]")
+    print_page(page, as_json, rows, _row)
 
 
 @tokens_app.command("revoke")
@@ -82,7 +77,4 @@ def revoke(
 ) -> None:
     """Revoke a token: refused from its next request on."""
     token = ok(revoke_token.sync_detailed(token_id, client=client(ctx)))
-    if as_json:
-        print_json(token)
-        return
-    out.print(f"{token.id} revoked at {when(token.revoked_at)}")
+    print_result(token, as_json, lambda t: out.print(f"{t.id} revoked at {when(t.revoked_at)}"))
