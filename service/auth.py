@@ -24,12 +24,7 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from service.domain import Page
-from service.errors import (
-    Forbidden,  # noqa: F401  (re-exported: api/deps.py imports it from here)
-    InvalidRequest,
-    NotFound,
-    Unauthorized,
-)
+from service.errors import InvalidRequest, NotFound, Unauthorized
 from service.ids import new_id
 from service.paging import newest_first
 
