@@ -80,6 +80,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # 409: the request conflicts with the state of things
     "conflict": 409,
     "lease_lost": 409,
+    "invalid_transition": 409,
     "idempotency_conflict": 409,
     "idempotency_race": 409,
     "job_finished": 409,

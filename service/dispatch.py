@@ -9,14 +9,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from db import models
-from service import queue, registry
+from service import queue
 from service.artifacts import ArtifactStore
 from service.domain import MAX_INT, Job, JobState, json_safe
 from service.errors import ServiceError
 from service.inputs import JobInputs, input_size, job_inputs
-from service.jobs import record_state, to_job
+from service.jobs import cancel_if_requested, record_state, to_job
 from service.queue import Lease
-from service.registry import AdapterResult, Checkpoint, FileRef
+from service.registry.checkpoints import prune_checkpoints, record_checkpoint
+from service.registry.register import register_adapter
+from service.registry.schemas import AdapterResult, Checkpoint, FileRef
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def add_checkpoint(session: Session, store: ArtifactStore, job_id: str, lease_id
                    upload: CheckpointUpload, *, base_url: str | None) -> Checkpoint:
     """Record a checkpoint whose files the worker uploaded under its lease."""
     row = queue.fenced_row(session, job_id, lease_id)
-    return registry.record_checkpoint(session, row, step=upload.step, attempt=row.attempt,
+    return record_checkpoint(session, row, step=upload.step, attempt=row.attempt,
                                       files=upload.files, store=store, base_url=base_url)
 
 
@@ -73,17 +75,16 @@ def complete(session: Session, store: ArtifactStore, settings: Settings, job_id:
     blobs that pruning freed (collect them after the commit). A job the user cancelled
     meanwhile ends `cancelled` and registers nothing."""
     row = queue.fenced_row(session, job_id, lease_id)
-    if row.state == JobState.cancelling.value:
-        record_state(session, row, JobState.cancelled, reason="cancelled by user")
+    if cancel_if_requested(session, row, "cancelled by user"):
         session.flush()
         return to_job(row), []
     result = result.model_copy(update={"metrics": json_safe(result.metrics)})
-    adapter = registry.register_adapter(session, row, result, store=store, base_url=base_url)
+    adapter = register_adapter(session, row, result, store=store, base_url=base_url)
     row.metrics = result.metrics or row.metrics
     row.error = None
     if row.progress_total:
         row.progress_step = row.progress_total
     record_state(session, row, JobState.succeeded, adapter_id=adapter.id)
-    freed = registry.prune_checkpoints(session, job_id, settings.checkpoints_keep)
+    freed = prune_checkpoints(session, job_id, settings.checkpoints_keep)
     session.flush()
     return to_job(row), freed

@@ -28,6 +28,17 @@ class JobState(StrEnum):
 TERMINAL_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
 ACTIVE_STATES = frozenset({JobState.running, JobState.cancelling})
 
+# Every move a job may make; `record_state` refuses the others. A claim moves queued ->
+# running in its one UPDATE; a running job goes back to the queue on a retry, a hand-back or
+# a lost lease; a cancel asked of a running job waits in `cancelling` for its worker.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.queued: frozenset({JobState.running, JobState.cancelled}),
+    JobState.running: frozenset({JobState.queued, JobState.cancelling, JobState.succeeded,
+                                 JobState.failed, JobState.cancelled}),
+    JobState.cancelling: frozenset({JobState.cancelled}),
+    **{state: frozenset() for state in TERMINAL_STATES},
+}
+
 
 class JobError(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. `no_matching_modules`.")

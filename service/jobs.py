@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,7 @@ from db.base import utcnow
 from db.scoping import project_for_new_rows
 from service.domain import (
     TERMINAL_STATES,
+    TRANSITIONS,
     Job,
     JobError,
     JobEvent,
@@ -23,9 +24,11 @@ from service.domain import (
 )
 from service.errors import Conflict, NotFound
 from service.ids import new_id
-from service.lora_path import ResolvedLora
 from service.paging import newest_first
 from service.spec import ParsedSpec
+
+if TYPE_CHECKING:  # service.lora_path reads the registry, which reads jobs
+    from service.lora_path import ResolvedLora
 
 
 def to_job(row: models.Job) -> Job:
@@ -63,8 +66,11 @@ def add_event(session: Session, job_id: str, kind: str, data: dict[str, Any]) ->
 
 
 def record_state(session: Session, row: models.Job, new: JobState, **detail: Any) -> None:
-    """Move a job to a new state and log the change as an event."""
+    """Move a job to a new state (one that TRANSITIONS allows) and log the change as an event."""
     old = row.state
+    if new not in TRANSITIONS[JobState(old)]:
+        raise Conflict(f"job {row.id} cannot move from {old} to {new.value}",
+                       code="invalid_transition")
     row.state = new.value
     now = utcnow()
     row.updated_at = now
@@ -73,6 +79,15 @@ def record_state(session: Session, row: models.Job, new: JobState, **detail: Any
         row.lease_id = None
         row.lease_expires_at = None
     add_event(session, row.id, "state", {"from": old, "to": new.value, **detail})
+
+
+def cancel_if_requested(session: Session, row: models.Job, reason: str) -> bool:
+    """A job the user asked to cancel ends `cancelled`, whatever its worker reports instead;
+    True if it did."""
+    if row.state != JobState.cancelling.value:
+        return False
+    record_state(session, row, JobState.cancelled, reason=reason)
+    return True
 
 
 def stored_idempotency_key(session: Session, key: str) -> str:

@@ -22,7 +22,7 @@ from db.base import utcnow
 from service.domain import ACTIVE_STATES, Job, JobState, json_safe
 from service.errors import LeaseLost
 from service.ids import new_id
-from service.jobs import add_event, record_state, to_job
+from service.jobs import add_event, cancel_if_requested, record_state, to_job
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,8 @@ def fail(session: Session, job_id: str, lease_id: str, failure: JobFailure) -> J
     """A failed attempt: retried if the error is a system error and attempts remain."""
     row = fenced_row(session, job_id, lease_id)
     row.error = failure.model_dump()
-    if row.state == JobState.cancelling.value:
-        record_state(session, row, JobState.cancelled, reason="cancelled while failing")
+    if cancel_if_requested(session, row, "cancelled while failing"):
+        pass  # the user's cancel wins over the failure
     elif failure.retryable and row.attempt < row.max_attempts:
         _requeue(session, row, reason=f"attempt {row.attempt} failed: {failure.code}")
     else:
@@ -163,9 +163,7 @@ def fail(session: Session, job_id: str, lease_id: str, failure: JobFailure) -> J
 def release(session: Session, job_id: str, lease_id: str, *, reason: str) -> Job:
     """A worker hands a job back (e.g. on SIGTERM) after checkpointing: no attempt is spent."""
     row = fenced_row(session, job_id, lease_id)
-    if row.state == JobState.cancelling.value:
-        record_state(session, row, JobState.cancelled, reason="cancelled")
-    else:
+    if not cancel_if_requested(session, row, "cancelled"):
         row.attempt = max(row.attempt - 1, 0)
         _requeue(session, row, reason=reason)
     session.flush()
@@ -200,8 +198,8 @@ def expire_leases(session: Session) -> int:
     rows = list(session.scalars(stmt))
     for row in rows:
         worker = row.worker_id
-        if row.state == JobState.cancelling.value:
-            record_state(session, row, JobState.cancelled, reason="worker lost while cancelling")
+        if cancel_if_requested(session, row, "worker lost while cancelling"):
+            pass  # nothing to retry: the user's cancel is done
         elif row.attempt >= row.max_attempts:
             row.error = {
                 "code": "worker_lost",

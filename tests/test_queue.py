@@ -259,3 +259,28 @@ def test_events_stream_follows_until_the_job_ends(client: TestClient):
     assert "event: log" in text and '"hello"' in text
     assert '"to":"failed"' in text
     assert text.rstrip().endswith("data: {}")  # the closing `end` event
+
+
+def test_record_state_refuses_moves_the_transition_table_does_not_allow(db_url: str) -> None:
+    """A finished job never moves again, and a cancel in progress only ends cancelled."""
+    from db import models
+    from service.domain import TRANSITIONS, JobState
+    from service.errors import Conflict
+    from service.jobs import record_state
+
+    assert TRANSITIONS[JobState.cancelling] == {JobState.cancelled}
+    [job_id] = _enqueue(db_url, 1)
+    engine = make_engine(db_url)
+    with make_sessionmaker(engine)() as session:
+        row = session.get(models.Job, job_id)
+        for old, new in [("succeeded", JobState.queued), ("cancelled", JobState.running),
+                         ("cancelling", JobState.succeeded), ("queued", JobState.succeeded)]:
+            row.state = old
+            with pytest.raises(Conflict) as err:
+                record_state(session, row, new)
+            assert err.value.code == "invalid_transition"
+            assert row.state == old
+        row.state = "running"
+        record_state(session, row, JobState.cancelling)
+        assert row.state == "cancelling"
+    engine.dispose()
