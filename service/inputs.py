@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import models
-from service import registry
 from service.errors import InvalidLoraPath, NotFound
 from service.lora_path import LoraRef, find_adapter, find_checkpoint, job_rank
+from service.registry.adapters import adapter_files
+from service.registry.checkpoints import latest_checkpoint
+from service.registry.job_output import model_spec
 
 
 class SourceFile(BaseModel):
@@ -75,7 +77,7 @@ def lora_source(session: Session, job: models.Job) -> LoraSource | None:
     kind = job.lora_source_kind
     if kind is None:
         return None
-    lora_path = str(registry.model_spec(job).get("lora_path") or "")
+    lora_path = str(model_spec(job).get("lora_path") or "")
     named = job.source_checkpoint_id if kind == "checkpoint" else job.parent_adapter_id
     if kind != "local" and named is None:  # a row filled by migration 0002 from a stale spec
         raise InvalidLoraPath(f"lora_path {lora_path!r}: the {kind} it named at submit is gone")
@@ -102,13 +104,13 @@ def lora_source(session: Session, job: models.Job) -> LoraSource | None:
         adapter_id=adapter.id,
         rank=adapter.rank,
         files=[source_file(job.id, f.name, f.sha256, f.size)
-               for f in registry.adapter_files(session, adapter.id)],
+               for f in adapter_files(session, adapter.id)],
     )
 
 
 def job_inputs(session: Session, job: models.Job) -> JobInputs:
     """The resume checkpoint, the adapter to continue from, and the uploaded datasets."""
-    latest = registry.latest_checkpoint(session, job.id)
+    latest = latest_checkpoint(session, job.id)
     checkpoint = None
     if latest is not None:
         checkpoint = ResumePoint(

@@ -33,11 +33,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import models
-from service import registry
 from service.errors import InvalidLoraPath
 from service.ids import has_prefix
 from service.names import NAME_PATTERN
 from service.paths import outside_roots
+from service.registry.adapters import latest_version
+from service.registry.aliases import LATEST
+from service.registry.files import peft_pair
+from service.registry.job_output import model_spec
+from service.registry.schemas import FileRef
 from service.settings import Settings
 from service.spec import JobSpec
 
@@ -171,7 +175,7 @@ def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adap
                 "lora_path_unknown",
             )
         return row
-    if ref.alias == registry.LATEST:
+    if ref.alias == LATEST:
         target = _latest(session, ref.name, lora_path).id
     else:
         target = session.scalar(
@@ -194,7 +198,7 @@ def _find_adapter(session: Session, ref: LoraRef, lora_path: str) -> models.Adap
 
 def _latest(session: Session, name: str, lora_path: str) -> models.Adapter:
     """The newest version of `name`; 422 when the registry has no adapter of that name."""
-    latest = registry.latest_version(session, name)
+    latest = latest_version(session, name)
     if latest is None:
         raise _error(lora_path, f"no adapter named {name!r} in the registry", "lora_path_unknown")
     return latest
@@ -202,7 +206,7 @@ def _latest(session: Session, name: str, lora_path: str) -> models.Adapter:
 
 def find_checkpoint(
     session: Session, ref: LoraRef, lora_path: str
-) -> tuple[models.Checkpoint, models.Job, dict[str, registry.FileRef]]:
+) -> tuple[models.Checkpoint, models.Job, dict[str, FileRef]]:
     """The unpruned LoRA checkpoint a reference names, its job, and its PEFT pair by base name."""
     row = session.get(models.Checkpoint, ref.checkpoint_id)
     if row is None or (ref.job_id is not None and row.job_id != ref.job_id):
@@ -217,8 +221,8 @@ def find_checkpoint(
         )
     job = session.get(models.Job, row.job_id)
     assert job is not None  # checkpoints cascade with their job
-    pair = registry.peft_pair(registry.FileRef(**f) for f in row.files)
-    if not registry.model_spec(job).get("is_lora") or pair is None:
+    pair = peft_pair(FileRef.model_validate(f) for f in row.files)
+    if not model_spec(job).get("is_lora") or pair is None:
         raise _error(
             lora_path,
             f"checkpoint {row.id} of job {job.id} holds no LoRA adapter (full fine-tuning); "
@@ -230,7 +234,7 @@ def find_checkpoint(
 
 def job_rank(session: Session, job: models.Job) -> int | None:
     """The LoRA rank a job trains with: its spec's, else the adapter it continued from."""
-    rank = registry.model_spec(job).get("lora_rank")
+    rank = model_spec(job).get("lora_rank")
     if rank is None and job.parent_adapter_id:
         parent = session.get(models.Adapter, job.parent_adapter_id)
         rank = parent.rank if parent is not None else None
@@ -274,7 +278,7 @@ def resolve_for_submit(session: Session, spec: JobSpec, settings: Settings) -> R
         _check_compatible(
             lora_path,
             f"checkpoint {row.id} (job {job.id}, step {row.step})",
-            base_model=registry.model_spec(job).get("model_path", ""),
+            base_model=model_spec(job).get("model_path", ""),
             rank=job_rank(session, job),
             spec=spec,
         )

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from api.deps import AppState
 from db import models
-from service import registry
 from service.domain import JobState
 from service.errors import InvalidLoraPath
 from service.lora_path import LoraRef, parse_lora_path
+from service.registry.checkpoints import prune_checkpoints, record_checkpoint
 from service.settings import Settings
 from tests.test_registry import BASE, checkpoint_files, make_adapter, make_job
 
@@ -118,7 +118,7 @@ def test_checkpoint_forms_resolve(client: TestClient, state: AppState):
     parent = make_adapter(state)
     with state.sessions() as session:
         job = make_job(session, state=JobState.failed, parent=parent.id)
-        registry.record_checkpoint(
+        record_checkpoint(
             session,
             job,
             step=7,
@@ -195,7 +195,7 @@ def test_local_paths_refused_when_no_roots(client: TestClient, state: AppState):
 def test_checkpoint_rejections(client: TestClient, state: AppState):
     with state.sessions() as session:
         full_job = make_job(session, is_lora=False, state=JobState.failed)
-        full_ck = registry.record_checkpoint(
+        full_ck = record_checkpoint(
             session,
             full_job,
             step=1,
@@ -204,7 +204,7 @@ def test_checkpoint_rejections(client: TestClient, state: AppState):
             files=checkpoint_files(state.store, 1, lora=False),
         )
         lora_job = make_job(session, rank=8, state=JobState.succeeded)
-        old = registry.record_checkpoint(
+        old = record_checkpoint(
             session,
             lora_job,
             step=1,
@@ -212,7 +212,7 @@ def test_checkpoint_rejections(client: TestClient, state: AppState):
             store=state.store,
             files=checkpoint_files(state.store, 1),
         )
-        registry.record_checkpoint(
+        record_checkpoint(
             session,
             lora_job,
             step=2,
@@ -220,7 +220,7 @@ def test_checkpoint_rejections(client: TestClient, state: AppState):
             store=state.store,
             files=checkpoint_files(state.store, 2),
         )
-        registry.prune_checkpoints(session, lora_job.id, keep=1)
+        prune_checkpoints(session, lora_job.id, keep=1)
         session.commit()
     assert_422(submit(client, full_ck.id, rank=8), "holds no LoRA adapter")
     assert_422(submit(client, old.id, rank=8), "was pruned")
@@ -236,7 +236,7 @@ def test_a_checkpoint_a_queued_job_continues_from_is_not_pruned(
 ):
     with state.sessions() as session:
         job = make_job(session, state=JobState.running)
-        first = registry.record_checkpoint(
+        first = record_checkpoint(
             session,
             job,
             step=1,
@@ -244,7 +244,7 @@ def test_a_checkpoint_a_queued_job_continues_from_is_not_pruned(
             store=state.store,
             files=checkpoint_files(state.store, 1),
         )
-        registry.record_checkpoint(
+        record_checkpoint(
             session,
             job,
             step=2,
@@ -255,7 +255,7 @@ def test_a_checkpoint_a_queued_job_continues_from_is_not_pruned(
         session.commit()
     assert submit(client, first.id, rank=8).status_code == 201
     with state.sessions() as session:
-        assert registry.prune_checkpoints(session, job.id, keep=1) == []
+        assert prune_checkpoints(session, job.id, keep=1) == []
         session.commit()
     steps = [c["step"] for c in client.get(f"/jobs/{job.id}/checkpoints").json()["items"]]
     assert steps == [1, 2]
@@ -305,7 +305,7 @@ def test_the_claim_continues_from_what_submit_resolved(client: TestClient, state
 def test_the_claim_gives_a_checkpoint_source_by_its_column(client: TestClient, state: AppState):
     with state.sessions() as session:
         ck_job = make_job(session, state=JobState.failed)
-        ck = registry.record_checkpoint(
+        ck = record_checkpoint(
             session,
             ck_job,
             step=3,

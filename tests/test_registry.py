@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 from api.deps import AppState
 from db import models
 from service import jobs as job_service
-from service import registry
 from service.artifacts import ArtifactStore
 from service.domain import JobState
 from service.errors import Conflict, InvalidArtifact
 from service.lora_path import ResolvedLora
-from service.registry import AdapterResult, FileRef
+from service.registry.adapters import delete_adapter
+from service.registry.blobs import collect_garbage, sweep_blobs
+from service.registry.checkpoints import latest_checkpoint, prune_checkpoints, record_checkpoint
+from service.registry.register import register_adapter
+from service.registry.schemas import Adapter, AdapterResult, FileRef
 from service.spec import parse_spec
 
 BASE = "demo-tiny-llama"
@@ -106,7 +109,7 @@ def make_adapter(
     seed: int = 0,
     parent: str | None = None,
     kind: str = "lora",
-) -> registry.Adapter:
+) -> Adapter:
     """A registered adapter, made as the worker's finish call would make it."""
     with state.sessions() as session:
         job = make_job(
@@ -132,7 +135,7 @@ def make_adapter(
             base_fingerprint="f" * 64,
             metrics={"loss": 0.5},
         )
-        adapter = registry.register_adapter(session, job, result, store=state.store)
+        adapter = register_adapter(session, job, result, store=state.store)
         session.commit()
         return adapter
 
@@ -152,7 +155,7 @@ def test_versions_are_monotonic_per_name(state: AppState):
     assert other.version == 1
     with state.sessions() as session:
         job = make_job(session, name=None)
-        unnamed = registry.register_adapter(
+        unnamed = register_adapter(
             session,
             job,
             AdapterResult(kind="lora", files=lora_files(state.store), rank=8),
@@ -161,7 +164,7 @@ def test_versions_are_monotonic_per_name(state: AppState):
         assert (unnamed.name, unnamed.version) == (job.id, 1)
         assert job.adapter_id == unnamed.id
         # A retried finish call gets the same adapter back, not a new version.
-        again = registry.register_adapter(
+        again = register_adapter(
             session,
             job,
             AdapterResult(kind="lora", files=lora_files(state.store), rank=8),
@@ -185,7 +188,7 @@ def test_concurrent_registrations_get_distinct_consecutive_versions(state: AppSt
             barrier.wait(timeout=10)  # before any statement: SQLite's BEGIN IMMEDIATE serialises
             with state.sessions() as session:
                 job = session.get(models.Job, job_id)
-                adapter = registry.register_adapter(
+                adapter = register_adapter(
                     session, job, AdapterResult(kind="lora", files=files, rank=8), store=state.store
                 )
                 session.commit()
@@ -211,7 +214,7 @@ def test_missing_blob_registers_nothing(state: AppState):
         files = lora_files(state.store)
         files[1] = FileRef(name=files[1].name, sha256="0" * 64, size=10)
         with pytest.raises(InvalidArtifact) as info:
-            registry.register_adapter(
+            register_adapter(
                 session, job, AdapterResult(kind="lora", files=files, rank=8), store=state.store
             )
         assert info.value.code == "blob_missing"
@@ -268,7 +271,7 @@ def test_registration_refuses_bad_files(state: AppState, mutate: Callable, messa
         job = make_job(session)
         files = mutate(state.store, lora_files(state.store))
         with pytest.raises(InvalidArtifact) as info:
-            registry.register_adapter(
+            register_adapter(
                 session, job, AdapterResult(kind="lora", files=files, rank=8), store=state.store
             )
         assert message in info.value.message
@@ -281,7 +284,7 @@ def test_full_fine_tuning_registers_kind_full(state: AppState):
     with state.sessions() as session:
         job = make_job(session, is_lora=False)
         with pytest.raises(InvalidArtifact, match="cannot register a result of kind 'lora'"):
-            registry.register_adapter(
+            register_adapter(
                 session,
                 job,
                 AdapterResult(kind="lora", files=lora_files(state.store), rank=8),
@@ -506,7 +509,7 @@ def test_checkpoints_record_list_download_and_prune(client: TestClient, state: A
     with state.sessions() as session:
         job = make_job(session, state=JobState.running)
         saved = [
-            registry.record_checkpoint(
+            record_checkpoint(
                 session,
                 job,
                 step=s,
@@ -516,7 +519,7 @@ def test_checkpoints_record_list_download_and_prune(client: TestClient, state: A
             )
             for s in (10, 20, 30, 40)
         ]
-        again = registry.record_checkpoint(
+        again = record_checkpoint(
             session,
             job,
             step=20,
@@ -525,7 +528,7 @@ def test_checkpoints_record_list_download_and_prune(client: TestClient, state: A
             store=state.store,
         )
         assert again.id == saved[1].id
-        assert registry.latest_checkpoint(session, job.id).step == 40
+        assert latest_checkpoint(session, job.id).step == 40
         session.commit()
 
     page = client.get(f"/jobs/{job.id}/checkpoints").json()
@@ -550,9 +553,9 @@ def test_checkpoints_record_list_download_and_prune(client: TestClient, state: A
     # Step 20's adapter bytes are registered too: pruning never takes the registry's blobs.
     registered = make_adapter(state, seed=20)
     with state.sessions() as session:
-        garbage = registry.prune_checkpoints(session, job.id, keep=2)
+        garbage = prune_checkpoints(session, job.id, keep=2)
         session.commit()
-        deleted = registry.collect_garbage(session, state.store, garbage)
+        deleted = collect_garbage(session, state.store, garbage)
     assert [c["step"] for c in client.get(f"/jobs/{job.id}/checkpoints").json()["items"]] == [
         30,
         40,
@@ -566,7 +569,7 @@ def test_checkpoints_record_list_download_and_prune(client: TestClient, state: A
 def test_full_fine_tuning_checkpoints_have_no_lora_path(client: TestClient, state: AppState):
     with state.sessions() as session:
         job = make_job(session, is_lora=False, state=JobState.failed)
-        registry.record_checkpoint(
+        record_checkpoint(
             session,
             job,
             step=5,
@@ -583,7 +586,7 @@ def test_checkpoint_files_follow_the_same_rules(state: AppState):
     with state.sessions() as session:
         job = make_job(session, state=JobState.running)
         with pytest.raises(InvalidArtifact, match="pickle"):
-            registry.record_checkpoint(
+            record_checkpoint(
                 session,
                 job,
                 step=1,
@@ -592,7 +595,7 @@ def test_checkpoint_files_follow_the_same_rules(state: AppState):
                 files=[put(state.store, "optimizer.pt", b"PK\x03\x04")],
             )
         with pytest.raises(InvalidArtifact, match="not uploaded"):
-            registry.record_checkpoint(
+            record_checkpoint(
                 session,
                 job,
                 step=1,
@@ -607,7 +610,7 @@ def test_in_use_is_a_conflict_error(state: AppState):
     with state.sessions() as session:
         make_job(session, state=JobState.running, parent=adapter.id)
         with pytest.raises(Conflict):
-            registry.delete_adapter(session, adapter.id)
+            delete_adapter(session, adapter.id)
 
 
 def test_sweep_collects_old_unreferenced_blobs_only(settings):
@@ -619,7 +622,6 @@ def test_sweep_collects_old_unreferenced_blobs_only(settings):
 
     from db.engine import make_engine, make_sessionmaker
     from service.artifacts import LocalArtifactStore
-    from service.registry import sweep_blobs
 
     store = LocalArtifactStore(settings.artifacts_dir)
     orphan = store.put_bytes(b"refused upload")
@@ -698,6 +700,6 @@ def test_collecting_garbage_is_best_effort(state: AppState, monkeypatch: pytest.
 
     monkeypatch.setattr(state.store, "delete", failing_delete)
     with state.sessions() as session:
-        deleted = registry.collect_garbage(session, state.store, blobs)
+        deleted = collect_garbage(session, state.store, blobs)
     assert sorted(deleted) == sorted(set(blobs) - {stuck})
     assert state.store.exists(stuck) and not any(state.store.exists(b) for b in deleted)

@@ -17,10 +17,10 @@ from api.downloads import (
     tar_stream,
 )
 from api.errors import AUTH_ERRORS, Problem
-from service import registry
 from service.auth import Role
 from service.domain import Page
-from service.registry import Adapter
+from service.registry import adapters, blobs
+from service.registry.schemas import Adapter
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -48,7 +48,7 @@ def list_adapters(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[Adapter]:
-    return registry.list_adapters(
+    return adapters.list_adapters(
         session,
         name=name,
         base_model=base_model,
@@ -67,7 +67,7 @@ def list_adapters(
     responses=ERRORS,
 )
 def get_adapter(adapter_id: str, session: SessionDep, base_url: BaseUrlDep) -> Adapter:
-    return registry.get_adapter(session, adapter_id, base_url=base_url)
+    return adapters.get_adapter(session, adapter_id, base_url=base_url)
 
 
 @router.delete(
@@ -79,9 +79,9 @@ def get_adapter(adapter_id: str, session: SessionDep, base_url: BaseUrlDep) -> A
     summary="Delete an adapter no alias or unfinished job refers to",
 )
 def delete_adapter(adapter_id: str, session: SessionDep, store: StoreDep) -> Response:
-    garbage = registry.delete_adapter(session, adapter_id)
+    garbage = adapters.delete_adapter(session, adapter_id)
     session.commit()
-    registry.collect_garbage(session, store, garbage)
+    blobs.collect_garbage(session, store, garbage)
     return Response(status_code=204)
 
 
@@ -95,7 +95,7 @@ def delete_adapter(adapter_id: str, session: SessionDep, store: StoreDep) -> Res
 def download_file(
     adapter_id: str, name: str, request: Request, session: SessionDep, store: StoreDep
 ) -> Response:
-    ref = registry.adapter_file(session, adapter_id, name)
+    ref = adapters.adapter_file(session, adapter_id, name)
     media = "application/json" if name.endswith(".json") else "application/octet-stream"
     return blob_response(
         request, store, sha256=ref.sha256, size=ref.size, filename=ref.name, media_type=media
@@ -123,8 +123,8 @@ def head_file(
 def download_archive(
     adapter_id: str, request: Request, session: SessionDep, store: StoreDep
 ) -> Response:
-    adapter = registry.adapter_row(session, adapter_id)
-    files = registry.adapter_files(session, adapter_id)
+    adapter = adapters.adapter_row(session, adapter_id)
+    files = adapters.adapter_files(session, adapter_id)
     # The tar is a function of the files and the adapter's creation time: a stable ETag.
     digest = hashlib.sha256(
         "\n".join(f"{f.name}\0{f.sha256}" for f in files).encode()

@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, require
 from api.errors import AUTH_ERRORS, Problem
-from service import registry
 from service.auth import Role
-from service.registry import Alias
+from service.registry import aliases
+from service.registry.schemas import Alias
 
 router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -32,7 +32,7 @@ class AliasUpdate(BaseModel):
     responses=ERRORS,
 )
 def get_alias(name: str, alias: str, session: SessionDep) -> Alias:
-    return registry.get_alias(session, name, alias)
+    return aliases.get_alias(session, name, alias)
 
 
 @router.put(
@@ -43,7 +43,7 @@ def get_alias(name: str, alias: str, session: SessionDep) -> Alias:
     responses=ERRORS,
 )
 def set_alias(name: str, alias: str, body: AliasUpdate, session: SessionDep) -> Alias:
-    result = registry.set_alias(session, name, alias, body.adapter_id)
+    result = aliases.set_alias(session, name, alias, body.adapter_id)
     session.commit()
     return result
 
@@ -57,6 +57,6 @@ def set_alias(name: str, alias: str, body: AliasUpdate, session: SessionDep) -> 
     responses=ERRORS,
 )
 def delete_alias(name: str, alias: str, session: SessionDep) -> Response:
-    registry.delete_alias(session, name, alias)
+    aliases.delete_alias(session, name, alias)
     session.commit()
     return Response(status_code=204)

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
 from api.downloads import blob_response, blob_responses
 from api.errors import AUTH_ERRORS, Problem
-from service import registry
 from service.auth import Role
 from service.domain import Page
-from service.registry import Checkpoint
+from service.registry import checkpoints
+from service.registry.schemas import Checkpoint
 
 router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -37,7 +37,8 @@ def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[Checkpoint]:
-    return registry.list_checkpoints(session, job_id, limit=limit, cursor=cursor, base_url=base_url)
+    return checkpoints.list_checkpoints(session, job_id, limit=limit, cursor=cursor,
+                                        base_url=base_url)
 
 
 @router.get(
@@ -50,7 +51,7 @@ def list_checkpoints(
 def get_checkpoint(
     job_id: str, checkpoint_id: str, session: SessionDep, base_url: BaseUrlDep
 ) -> Checkpoint:
-    return registry.get_checkpoint(session, job_id, checkpoint_id, base_url=base_url)
+    return checkpoints.get_checkpoint(session, job_id, checkpoint_id, base_url=base_url)
 
 
 @router.get(
@@ -68,7 +69,7 @@ def download_file(
     session: SessionDep,
     store: StoreDep,
 ) -> Response:
-    ref = registry.checkpoint_file(session, job_id, checkpoint_id, name)
+    ref = checkpoints.checkpoint_file(session, job_id, checkpoint_id, name)
     return blob_response(request, store, sha256=ref.sha256, size=ref.size, filename=ref.name)
 
 

@@ -16,13 +16,14 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
 from api.downloads import blob_response, blob_responses
 from api.errors import AUTH_ERRORS, Problem
-from service import dispatch, queue, registry
+from service import dispatch, queue
 from service.artifacts import Blob, validate_sha256
 from service.auth import Role
 from service.dispatch import CheckpointUpload, Claim
 from service.domain import MAX_INT, Job
 from service.queue import HeartbeatReply, JobFailure, WorkerEvent
-from service.registry import AdapterResult, Checkpoint
+from service.registry.blobs import collect_garbage
+from service.registry.schemas import AdapterResult, Checkpoint
 
 router = APIRouter(prefix="/worker", tags=["worker"],
                    dependencies=[require(Role.worker, Role.admin)],
@@ -196,5 +197,5 @@ def complete(job_id: str, body: AdapterResult, lease: LeaseHeader, session: Work
                                    base_url=base_url)
     session.commit()
     if freed:
-        registry.collect_garbage(session, state.store, freed)
+        collect_garbage(session, state.store, freed)
     return job

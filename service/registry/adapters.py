@@ -1,0 +1,233 @@
+"""Registered adapters: rows, reads (with files, aliases, lineage), and deletion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db import models
+from service.domain import Page
+from service.errors import Conflict, NotFound
+from service.paging import newest_first
+from service.registry.job_output import HOLDING_STATES
+from service.registry.schemas import Adapter, FileRef, LineageEntry, from_row
+from service.registry.urls import adapter_archive_url, adapter_lora_path
+
+log = logging.getLogger(__name__)
+
+MAX_LINEAGE = 1000
+
+
+
+def upsert(session: Session, model: type) -> Any:
+    """An INSERT that takes `.on_conflict_do_update(...)` on this session's engine."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no upsert for {dialect}")
+
+
+def adapter_row(
+    session: Session, adapter_id: str, *, lock: Literal["share", "update"] | None = None
+) -> models.Adapter:
+    """The adapter's row (optionally locked against a concurrent delete); 404 if absent."""
+    stmt = select(models.Adapter).where(models.Adapter.id == adapter_id)
+    if lock is not None:
+        stmt = stmt.with_for_update(read=lock == "share")
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"no adapter {adapter_id!r}")
+    return row
+
+
+def _files_of(session: Session, adapter_ids: Sequence[str]) -> dict[str, list[FileRef]]:
+    result: dict[str, list[FileRef]] = {i: [] for i in adapter_ids}
+    if adapter_ids:
+        f = models.AdapterFile
+        rows = session.execute(  # columns, not ORM objects: this runs on every adapter read
+            select(f.adapter_id, f.name, f.sha256, f.size)
+            .where(f.adapter_id.in_(adapter_ids))
+            .order_by(f.name)
+        )
+        for row in rows:
+            result[row.adapter_id].append(FileRef.model_validate(row))
+    return result
+
+
+def _aliases_of(session: Session, adapter_ids: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {i: [] for i in adapter_ids}
+    if adapter_ids:
+        rows = session.execute(
+            select(models.Alias.adapter_id, models.Alias.alias)
+            .where(models.Alias.adapter_id.in_(adapter_ids))
+            .order_by(models.Alias.alias)
+        )
+        for adapter_id, alias in rows:
+            result[adapter_id].append(alias)
+    return result
+
+
+def _lineages(session: Session, rows: Sequence[models.Adapter]) -> dict[str, list[LineageEntry]]:
+    """Each row's ancestors, fetched level by level for the whole batch."""
+    known: dict[str, tuple[str, int, str | None]] = {
+        r.id: (r.name, r.version, r.parent_adapter_id) for r in rows
+    }
+    frontier = {r.parent_adapter_id for r in rows if r.parent_adapter_id} - known.keys()
+    for _ in range(MAX_LINEAGE):
+        if not frontier:
+            break
+        fetched = session.execute(
+            select(
+                models.Adapter.id,
+                models.Adapter.name,
+                models.Adapter.version,
+                models.Adapter.parent_adapter_id,
+            ).where(models.Adapter.id.in_(frontier))
+        ).all()
+        for adapter_id, name, version, parent in fetched:
+            known[adapter_id] = (name, version, parent)
+        frontier = {p for *_, p in fetched if p} - known.keys()
+    result: dict[str, list[LineageEntry]] = {}
+    for row in rows:
+        chain: list[LineageEntry] = []
+        seen = {row.id}
+        parent = row.parent_adapter_id
+        while parent and parent in known and parent not in seen and len(chain) < MAX_LINEAGE:
+            seen.add(parent)
+            name, version, grandparent = known[parent]
+            chain.append(LineageEntry(id=parent, name=name, version=version))
+            parent = grandparent
+        result[row.id] = chain
+    return result
+
+
+def to_adapters(
+    session: Session, rows: Sequence[models.Adapter], base_url: str | None
+) -> list[Adapter]:
+    """The public views of adapter rows, with their files, aliases and lineage."""
+    ids = [r.id for r in rows]
+    files, aliases, lineages = (
+        _files_of(session, ids),
+        _aliases_of(session, ids),
+        _lineages(session, rows),
+    )
+    return [
+        from_row(
+            Adapter,
+            r,
+            files=files[r.id],
+            lineage=lineages[r.id],
+            aliases=aliases[r.id],
+            lora_path=adapter_lora_path(r.id, base_url),
+            download_url=adapter_archive_url(r.id, base_url),
+        )
+        for r in rows
+    ]
+
+
+def get_adapter(session: Session, adapter_id: str, *, base_url: str | None = None) -> Adapter:
+    """One adapter; 404 if absent."""
+    return to_adapters(session, [adapter_row(session, adapter_id)], base_url)[0]
+
+
+def list_adapters(
+    session: Session,
+    *,
+    name: str | None = None,
+    base_model: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    base_url: str | None = None,
+) -> Page[Adapter]:
+    """Newest first, keyed on the time-ordered id."""
+    stmt = select(models.Adapter)
+    if name is not None:
+        stmt = stmt.where(models.Adapter.name == name)
+    if base_model is not None:
+        stmt = stmt.where(models.Adapter.base_model == base_model)
+    if kind is not None:
+        stmt = stmt.where(models.Adapter.kind == kind)
+    rows, next_cursor = newest_first(session, stmt, models.Adapter.id, limit=limit, cursor=cursor)
+    return Page[Adapter](items=to_adapters(session, rows, base_url), next_cursor=next_cursor)
+
+
+def adapter_file(session: Session, adapter_id: str, name: str) -> FileRef:
+    """One file of an adapter; 404 naming the files it has."""
+    adapter_row(session, adapter_id)
+    row = session.get(models.AdapterFile, (adapter_id, name))
+    if row is None:
+        names = [f.name for f in _files_of(session, [adapter_id])[adapter_id]]
+        raise NotFound(f"adapter {adapter_id} has no file {name!r}; it has {names}")
+    return FileRef.model_validate(row)
+
+
+def adapter_files(session: Session, adapter_id: str) -> list[FileRef]:
+    """The files of an adapter the caller has already read, by name (none for an unknown id)."""
+    return _files_of(session, [adapter_id])[adapter_id]
+
+
+def latest_version(session: Session, name: str) -> models.Adapter | None:
+    """The newest version of a name, if any."""
+    return session.scalar(
+        select(models.Adapter)
+        .where(models.Adapter.name == name)
+        .order_by(models.Adapter.version.desc())
+        .limit(1)
+    )
+
+
+def delete_adapter(session: Session, adapter_id: str) -> list[str]:
+    """Delete an adapter nothing holds on to; returns blobs that may now be garbage.
+
+    Refused (409) while an alias points to it or a queued/running/cancelling job continues
+    from it. Children keep existing; their `parent_adapter_id` is cleared.
+    """
+    row = adapter_row(session, adapter_id, lock="update")
+    aliases = session.scalars(
+        select(models.Alias.alias)
+        .where(models.Alias.adapter_id == adapter_id)
+        .order_by(models.Alias.alias)
+    ).all()
+    jobs = session.execute(
+        select(models.Job.id, models.Job.state)
+        .where(models.Job.parent_adapter_id == adapter_id, models.Job.state.in_(HOLDING_STATES))
+        .order_by(models.Job.id)
+    ).all()
+    if aliases or jobs:
+        reasons = []
+        if aliases:
+            names = ", ".join(f"{row.name}@{a}" for a in aliases)
+            verb = "aliases {} point" if len(aliases) > 1 else "alias {} points"
+            reasons.append(f"{verb.format(names)} to it")
+        if jobs:
+            held = ", ".join(f"{j} ({s})" for j, s in jobs)
+            verb = "jobs {} continue" if len(jobs) > 1 else "job {} continues"
+            reasons.append(f"{verb.format(held)} from it")
+        raise Conflict(
+            f"adapter {adapter_id} ({row.name} v{row.version}) is in use: {'; '.join(reasons)}. "
+            "Move or delete the aliases and let the jobs finish (or cancel them) first.",
+            code="adapter_in_use",
+        )
+    shas = set(
+        session.scalars(
+            select(models.AdapterFile.sha256).where(models.AdapterFile.adapter_id == adapter_id)
+        )
+    )
+    session.execute(
+        update(models.Adapter)
+        .where(models.Adapter.parent_adapter_id == adapter_id)
+        .values(parent_adapter_id=None)
+    )
+    session.execute(delete(models.AdapterFile).where(models.AdapterFile.adapter_id == adapter_id))
+    session.delete(row)
+    session.flush()
+    log.info("deleted adapter %s (%s v%d)", adapter_id, row.name, row.version)
+    return sorted(shas)
