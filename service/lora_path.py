@@ -1,6 +1,6 @@
 """`lora_path`: every accepted form, parsed without I/O and resolved against the registry.
 
-Forms (design §4):
+Forms (README, "The job spec"; docs/architecture.md follows one through the system):
 
 | form | example |
 |---|---|

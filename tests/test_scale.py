@@ -1,5 +1,5 @@
 """Two API processes on one PostgreSQL, three workers between them: nothing lost, nothing
-run twice (design §6: the API is stateless; claims and registration are safe together)."""
+run twice (docs/architecture.md: the API is stateless; claims and registration are safe together)."""
 
 from __future__ import annotations
 

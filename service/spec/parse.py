@@ -89,7 +89,7 @@ def _message(err: Any) -> str:
 
 
 def parse_spec(document: dict[str, Any]) -> ParsedSpec:
-    """Validate a decoded spec document against the contract of design §1–§2."""
+    """Validate a decoded spec document against the spec format (README, "The job spec")."""
     ignored: list[str] = []
     errors: list[dict[str, Any]] = []
     resolved = _resolve(document)

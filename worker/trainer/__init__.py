@@ -37,7 +37,7 @@ def run_training(
     device: str,
     hooks: TrainingHooks,
 ) -> TrainingResult:
-    """Train per the spec (design §1-§2) and return what was produced."""
+    """Train per the spec (README, "The job spec") and return what was produced."""
     from worker.trainer.loop import TrainingSession
 
     return TrainingSession(
