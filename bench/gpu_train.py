@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.factories import worker_spec
 from worker.demo import build_demo_model
-from worker.trainer import run_training
+from worker.trainer import TrainingInputs, run_training
 from worker.trainer.model import DEFAULT_TARGET_MODULES
 
 logger = logging.getLogger("bench.gpu_train")
@@ -115,14 +115,9 @@ def bench_one(mode: str, model_dir: Path, data: Path, work: Path, args: argparse
     started = time.perf_counter()
     result = run_training(
         spec,
-        base_model_dir=model_dir,
-        train_files=[data],
-        val_files=[],
-        init_adapter_dir=None,
-        resume_dir=None,
-        work_dir=work / mode,
-        device=args.device,
-        hooks=hooks,
+        TrainingInputs(base_model_dir=model_dir, train_files=[data], work_dir=work / mode,
+                       device=args.device),
+        hooks,
     )
     wall = time.perf_counter() - started
     measured = hooks.metrics[args.warmup :] or hooks.metrics

@@ -83,8 +83,8 @@ def child(mode: str, model_dir: Path, steps: int, device: str, work: Path) -> di
 
     from tests.factories import worker_spec
     from worker.demo import demo_dataset_path
+    from worker.trainer import TrainingInputs, run_training
     from worker.trainer import loop as _loaded  # noqa: F401  (torch, transformers, peft)
-    from worker.trainer import run_training
 
     cuda = device.startswith("cuda")
     model = {"model_path": str(model_dir), "precision": "bf16" if cuda else "fp32"}
@@ -109,14 +109,9 @@ def child(mode: str, model_dir: Path, steps: int, device: str, work: Path) -> di
         before_gpu = torch.cuda.memory_allocated()
     result = run_training(
         spec,
-        base_model_dir=model_dir,
-        train_files=[demo_dataset_path()],
-        val_files=[],
-        init_adapter_dir=None,
-        resume_dir=None,
-        work_dir=work / mode,
-        device=device,
-        hooks=hooks,
+        TrainingInputs(base_model_dir=model_dir, train_files=[demo_dataset_path()],
+                       work_dir=work / mode, device=device),
+        hooks,
     )
     peak = (torch.cuda.max_memory_allocated() - before_gpu) if cuda else (hwm_kib() - before) * 1024
     step_times = [m["tokens"] / m["tokens_per_s"] for m in hooks.metrics[1:]]

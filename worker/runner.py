@@ -235,7 +235,7 @@ class Worker:
             log.exception("job %s: could not report the failure", run.job_id)
 
     def _train(self, run: JobRun, work_dir: Path) -> None:
-        from worker.trainer import resolve_model_dir, run_training
+        from worker.trainer import TrainingInputs, resolve_model_dir, run_training
 
         claim, spec = run.claim, run.claim.job.spec
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -247,8 +247,7 @@ class Worker:
         resume = self._checkpoint(claim.checkpoint or None, work_dir / "resume")
         if claim.checkpoint:
             run.log(f"resuming from the checkpoint at step {claim.checkpoint.step}")
-        result = run_training(
-            spec,
+        inputs = TrainingInputs(
             base_model_dir=resolve_model_dir(str(base), self.options.models_dir),
             train_files=train_files,
             val_files=val_files,
@@ -256,8 +255,8 @@ class Worker:
             resume_dir=resume,
             work_dir=work_dir / "train",
             device=self.device,
-            hooks=run,
         )
+        result = run_training(spec, inputs, hooks=run)
         run.flush()
         if result.stopped == "cancel":
             if not run.lease_lost.is_set():

@@ -101,6 +101,7 @@ def make_spec() -> Callable[..., JobSpec]:
 @pytest.fixture
 def train(demo_model_dir: Path, tmp_path: Path) -> Callable[..., tuple[Any, RecordingHooks, Any]]:
     """Run a TrainingSession on the demo model; returns (result, hooks, session)."""
+    from worker.trainer import TrainingInputs
     from worker.trainer.loop import TrainingSession
 
     counter = iter(range(1000))
@@ -118,8 +119,7 @@ def train(demo_model_dir: Path, tmp_path: Path) -> Callable[..., tuple[Any, Reco
         device: str = "cpu",
     ):
         hooks = hooks or RecordingHooks()
-        session = TrainingSession(
-            spec,
+        inputs = TrainingInputs(
             base_model_dir=base_model_dir or demo_model_dir,
             train_files=train_files or [demo_dataset_path()],
             val_files=val_files or [],
@@ -127,8 +127,8 @@ def train(demo_model_dir: Path, tmp_path: Path) -> Callable[..., tuple[Any, Reco
             resume_dir=resume_dir,
             work_dir=work_dir or tmp_path / f"work-{next(counter)}",
             device=device,
-            hooks=hooks,
         )
+        session = TrainingSession(spec, inputs, hooks)
         return session.run(), hooks, session
 
     return run

@@ -21,7 +21,7 @@ RESUME_SCRIPT = """
 import json, sys
 from pathlib import Path
 from loraplane_client.models import JobSpec
-from worker.trainer import run_training
+from worker.trainer import TrainingInputs, run_training
 
 class Quiet:
     def log(self, message): pass
@@ -30,11 +30,11 @@ class Quiet:
     def should_stop(self): return None
 
 args = json.loads(sys.argv[1])
-result = run_training(
-    JobSpec.from_dict(args["spec"]), base_model_dir=Path(args["base"]),
-    train_files=[Path(args["data"])], val_files=[], init_adapter_dir=None,
-    resume_dir=Path(args["resume"]), work_dir=Path(args["work"]), device="cpu", hooks=Quiet(),
+inputs = TrainingInputs(
+    base_model_dir=Path(args["base"]), train_files=[Path(args["data"])],
+    resume_dir=Path(args["resume"]), work_dir=Path(args["work"]), device="cpu",
 )
+result = run_training(JobSpec.from_dict(args["spec"]), inputs, Quiet())
 print(json.dumps({"output": str(result.output_dir), "step": result.step}))
 """
 

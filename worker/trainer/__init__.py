@@ -5,11 +5,10 @@ Importing this package is cheap; torch, transformers and peft load on first use.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worker.trainer.files import base_fingerprint, resolve_model_dir
-from worker.trainer.hooks import StopRequest, TrainingHooks, TrainingResult
+from worker.trainer.hooks import StopRequest, TrainingHooks, TrainingInputs, TrainingResult
 
 if TYPE_CHECKING:
     from loraplane_client.models import JobSpec
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "StopRequest",
     "TrainingHooks",
+    "TrainingInputs",
     "TrainingResult",
     "base_fingerprint",
     "linear_module_names",
@@ -25,32 +25,11 @@ __all__ = [
 ]
 
 
-def run_training(
-    spec: JobSpec,
-    *,
-    base_model_dir: Path,
-    train_files: list[Path],
-    val_files: list[Path],
-    init_adapter_dir: Path | None,
-    resume_dir: Path | None,
-    work_dir: Path,
-    device: str,
-    hooks: TrainingHooks,
-) -> TrainingResult:
+def run_training(spec: JobSpec, inputs: TrainingInputs, hooks: TrainingHooks) -> TrainingResult:
     """Train per the spec (README, "The job spec") and return what was produced."""
     from worker.trainer.loop import TrainingSession
 
-    return TrainingSession(
-        spec,
-        base_model_dir=base_model_dir,
-        train_files=train_files,
-        val_files=val_files,
-        init_adapter_dir=init_adapter_dir,
-        resume_dir=resume_dir,
-        work_dir=work_dir,
-        device=device,
-        hooks=hooks,
-    ).run()
+    return TrainingSession(spec, inputs, hooks).run()
 
 
 def linear_module_names(model: Any) -> list[str]:

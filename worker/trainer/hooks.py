@@ -26,6 +26,19 @@ class TrainingHooks(Protocol):
         """Polled after every optimizer step: None, "cancel" or "handback"."""
 
 
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The files a run reads and writes, all on local disk, and the device it runs on."""
+
+    base_model_dir: Path
+    train_files: list[Path]
+    val_files: list[Path] = field(default_factory=list)
+    init_adapter_dir: Path | None = None  # the adapter to continue (`lora_path`)
+    resume_dir: Path | None = None  # a checkpoint of this job: wins over init_adapter_dir
+    work_dir: Path = Path("work")  # checkpoints and the output folder go here
+    device: str = "cpu"
+
+
 @dataclass
 class TrainingResult:
     """What a training run produced."""

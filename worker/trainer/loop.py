@@ -24,7 +24,7 @@ from worker.trainer import model as models
 from worker.trainer.data import IGNORE_INDEX, Example, collate, epoch_order, load_examples
 from worker.trainer.errors import UserError
 from worker.trainer.files import base_fingerprint
-from worker.trainer.hooks import TrainingHooks, TrainingResult
+from worker.trainer.hooks import TrainingHooks, TrainingInputs, TrainingResult
 from worker.trainer.schedule import make_optimizer
 
 logger = logging.getLogger(__name__)
@@ -37,27 +37,15 @@ STOP_REQUESTS = (None, "cancel", "handback")
 class TrainingSession:
     """One call of `run_training`; after `run()` its `model` is the trained model (for tests)."""
 
-    def __init__(
-        self,
-        spec: JobSpec,
-        *,
-        base_model_dir: Path,
-        train_files: list[Path],
-        val_files: list[Path],
-        init_adapter_dir: Path | None,
-        resume_dir: Path | None,
-        work_dir: Path,
-        device: str,
-        hooks: TrainingHooks,
-    ) -> None:
+    def __init__(self, spec: JobSpec, inputs: TrainingInputs, hooks: TrainingHooks) -> None:
         self.spec = spec
-        self.base_model_dir = Path(base_model_dir)
-        self.train_files = [Path(f) for f in train_files]
-        self.val_files = [Path(f) for f in val_files]
-        self.init_adapter_dir = Path(init_adapter_dir) if init_adapter_dir else None
-        self.resume_dir = Path(resume_dir) if resume_dir else None
-        self.work_dir = Path(work_dir)
-        self.device = torch.device(device)
+        self.base_model_dir = Path(inputs.base_model_dir)
+        self.train_files = [Path(f) for f in inputs.train_files]
+        self.val_files = [Path(f) for f in inputs.val_files]
+        self.init_adapter_dir = Path(inputs.init_adapter_dir) if inputs.init_adapter_dir else None
+        self.resume_dir = Path(inputs.resume_dir) if inputs.resume_dir else None
+        self.work_dir = Path(inputs.work_dir)
+        self.device = torch.device(inputs.device)
         self.hooks = hooks
         self.is_lora = spec.actor.model.is_lora
         self.kind = "lora" if self.is_lora else "full"
