@@ -14,6 +14,7 @@ from api.errors import database_unavailable, problem_response
 from service.auth import authenticate
 from service.datasets import MEDIA_TYPES
 from service.errors import PayloadTooLarge, ServiceError
+from service.media import normalise_media_type
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc",
                           "/docs/oauth2-redirect"})
@@ -53,7 +54,7 @@ class Gate:
             raise database_unavailable() from None
         scope.setdefault("state", {})["principal"] = principal
 
-        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        media = normalise_media_type(headers.get("content-type"))
         if media in STREAMED_TYPES or scope["method"] in ("GET", "HEAD", "DELETE"):
             return receive
         # The largest body a JSON/YAML route takes is a spec; uploads are streamed apart.

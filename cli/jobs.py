@@ -27,10 +27,9 @@ from cli.common import (
     unset,
 )
 from cli.follow import exit_for, guarded, report_outcome, timed_out
-from cli.submit import submit
 from cli.views import JOB_COLUMNS, event_line, job_cells, job_fields
 
-__all__ = ["jobs_app", "submit"]  # submit: the top-level command, registered by cli.main
+__all__ = ["jobs_app"]
 
 jobs_app = typer.Typer(help="List, inspect, cancel and follow training jobs.",
                        no_args_is_help=True)

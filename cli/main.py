@@ -9,8 +9,9 @@ import typer
 
 from cli import processes
 from cli.common import EXIT_CODES_HELP, Remote
-from cli.jobs import jobs_app, submit
+from cli.jobs import jobs_app
 from cli.registry import adapters_app, datasets_app
+from cli.submit import submit
 from cli.tokens import tokens_app
 
 app = typer.Typer(

@@ -24,6 +24,7 @@ from service.domain import (
 )
 from service.errors import Conflict, NotFound
 from service.ids import new_id
+from service.media import normalise_media_type
 from service.paging import newest_first
 from service.spec import ParsedSpec
 
@@ -57,7 +58,7 @@ def to_job(row: models.Job) -> Job:
 
 
 def request_hash(body: bytes, content_type: str | None) -> str:
-    media = (content_type or "").split(";")[0].strip().lower()
+    media = normalise_media_type(content_type)
     return hashlib.sha256(media.encode() + b"\0" + body).hexdigest()
 
 

@@ -11,7 +11,6 @@ from service.spec.document import JSON_TYPES, MAX_DEPTH, MAX_NODES, YAML_TYPES, 
 from service.spec.parse import ParsedSpec, parse_body, parse_spec
 from service.spec.rlinf import RLINF_IGNORED_KEYS, TOP_LEVEL_KEYS, USED_SECTIONS
 from service.spec.schema import (
-    DEFAULT_TARGET_MODULES,
     ActorSpec,
     DataSpec,
     JobSpec,
@@ -22,7 +21,6 @@ from service.spec.schema import (
 )
 
 __all__ = [
-    "DEFAULT_TARGET_MODULES",
     "JSON_TYPES",
     "MAX_DEPTH",
     "MAX_NODES",

@@ -12,12 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from service.names import NAME_PATTERN
 
-# RLinf's default LoRA target list: module-name suffixes, matched as peft matches them.
-DEFAULT_TARGET_MODULES: tuple[str, ...] = (
-    "proj", "qkv", "fc1", "fc2", "q", "kv", "fc3",
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head",
-)  # fmt: skip
-
 NameStr = Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")]
 
 
