@@ -6,9 +6,11 @@ import logging
 import re
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import quote
 
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -24,6 +26,23 @@ _BYTE_RANGE = re.compile(r"(\d*)-(\d*)")
 
 class _Unsatisfiable(Exception):
     pass
+
+
+def blob_route(
+    router: APIRouter, path: str, *, media_type: str = "application/octet-stream", **options: Any
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Register a download endpoint for GET (documented, with `blob_responses`) and for HEAD
+    (the same handler, kept out of the schema: one operation id per operation)."""
+    responses = {**options.pop("responses", {}), **blob_responses(media_type)}
+
+    def register(endpoint: Callable[..., Response]) -> Callable[..., Response]:
+        router.add_api_route(path, endpoint, methods=["GET"], response_class=Response,
+                             responses=responses, **options)
+        router.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
+                             include_in_schema=False)
+        return endpoint
+
+    return register
 
 
 def blob_responses(media_type: str = "application/octet-stream") -> dict[int | str, dict]:

@@ -206,3 +206,26 @@ def test_submit_checks_dataset_ids_and_keys(client: TestClient):
     assert unknown.status_code == 422
     assert "no dataset 'ds_00000000000000000000000000'" in unknown.json()["detail"]
     assert len(client.get("/jobs").json()["items"]) == 3
+
+
+def test_every_download_route_answers_head_with_the_get_handler() -> None:
+    """Each ranged download is registered once for GET (documented) and once for HEAD."""
+    from api.routers import adapters, checkpoints, datasets, worker
+
+    routes = [r for m in (adapters, checkpoints, datasets, worker) for r in m.router.routes]
+    downloads = {r.operation_id: r for r in routes if getattr(r, "operation_id", None) in {
+        "download_adapter_file", "download_checkpoint_file", "download_dataset",
+        "download_job_input"}}
+    assert len(downloads) == 4
+    for get in downloads.values():
+        heads = [r for r in routes if r.path == get.path and "HEAD" in r.methods]
+        assert [h.endpoint for h in heads] == [get.endpoint], get.path
+
+
+def test_head_of_a_dataset_gives_the_get_headers_and_no_body(client: TestClient) -> None:
+    dataset = upload(client, BODY).json()
+    got = client.get(f"/datasets/{dataset['id']}/content")
+    head = client.head(f"/datasets/{dataset['id']}/content")
+    assert head.status_code == 200 and head.content == b""
+    for name in ("etag", "content-length", "accept-ranges", "content-type"):
+        assert head.headers[name] == got.headers[name], name

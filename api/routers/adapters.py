@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
 from api.downloads import (
     blob_response,
-    blob_responses,
+    blob_route,
     content_disposition,
     none_match,
     tar_stream,
@@ -85,12 +85,12 @@ def delete_adapter(adapter_id: str, session: SessionDep, store: StoreDep) -> Res
     return Response(status_code=204)
 
 
-@router.get(
+@blob_route(
+    router,
     "/{adapter_id}/files/{name:path}",
-    response_class=Response,
     operation_id="download_adapter_file",
     summary="Download one file of the PEFT folder",
-    responses={**ERRORS, **blob_responses()},
+    responses=ERRORS,
 )
 def download_file(
     adapter_id: str, name: str, request: Request, session: SessionDep, store: StoreDep
@@ -100,13 +100,6 @@ def download_file(
     return blob_response(
         request, store, sha256=ref.sha256, size=ref.size, filename=ref.name, media_type=media
     )
-
-
-@router.head("/{adapter_id}/files/{name:path}", include_in_schema=False)
-def head_file(
-    adapter_id: str, name: str, request: Request, session: SessionDep, store: StoreDep
-) -> Response:
-    return download_file(adapter_id, name, request, session, store)
 
 
 @router.get(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
-from api.downloads import blob_response, blob_responses
+from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, Problem
 from service.auth import Role
 from service.domain import Page
@@ -54,12 +54,12 @@ def get_checkpoint(
     return checkpoints.get_checkpoint(session, job_id, checkpoint_id, base_url=base_url)
 
 
-@router.get(
+@blob_route(
+    router,
     "/{job_id}/checkpoints/{checkpoint_id}/files/{name:path}",
-    response_class=Response,
     operation_id="download_checkpoint_file",
     summary="Download one checkpoint file",
-    responses={**ERRORS, **blob_responses()},
+    responses=ERRORS,
 )
 def download_file(
     job_id: str,
@@ -71,15 +71,3 @@ def download_file(
 ) -> Response:
     ref = checkpoints.checkpoint_file(session, job_id, checkpoint_id, name)
     return blob_response(request, store, sha256=ref.sha256, size=ref.size, filename=ref.name)
-
-
-@router.head("/{job_id}/checkpoints/{checkpoint_id}/files/{name:path}", include_in_schema=False)
-def head_file(
-    job_id: str,
-    checkpoint_id: str,
-    name: str,
-    request: Request,
-    session: SessionDep,
-    store: StoreDep,
-) -> Response:
-    return download_file(job_id, checkpoint_id, name, request, session, store)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
-from api.downloads import blob_response, blob_responses
+from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, Problem
 from service import datasets as dataset_service
 from service.auth import Role
@@ -110,12 +110,13 @@ def get_dataset(dataset_id: str, session: SessionDep) -> Dataset:
     return dataset_service.get_dataset(session, dataset_id)
 
 
-@router.get(
+@blob_route(
+    router,
     "/{dataset_id}/content",
-    response_class=Response,
+    media_type="application/jsonl",
     operation_id="download_dataset",
     summary="Download a dataset's JSONL (ETag, Range, If-None-Match)",
-    responses={**ERRORS, **blob_responses("application/jsonl")},
+    responses=ERRORS,
 )
 def download_dataset(
     dataset_id: str, request: Request, session: SessionDep, store: StoreDep
@@ -130,10 +131,3 @@ def download_dataset(
         filename=filename,
         media_type="application/jsonl",
     )
-
-
-@router.head("/{dataset_id}/content", include_in_schema=False)
-def head_dataset(
-    dataset_id: str, request: Request, session: SessionDep, store: StoreDep
-) -> Response:
-    return download_dataset(dataset_id, request, session, store)

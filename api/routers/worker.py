@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
-from api.downloads import blob_response, blob_responses
+from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, Problem
 from service import dispatch, queue
 from service.artifacts import Blob, validate_sha256
@@ -158,23 +158,18 @@ async def upload_blob(job_id: str, sha256: str, request: Request, lease: LeaseHe
     )
 
 
-@router.get(
+@blob_route(
+    router,
     "/jobs/{job_id}/inputs/{sha256}",
-    response_class=Response,
     operation_id="download_job_input",
     summary="Download an input of the held job (dataset, adapter, checkpoint file) by sha256",
-    responses={**ERRORS, **blob_responses()},
+    responses=ERRORS,
 )
 def download_input(job_id: str, sha256: str, request: Request, lease: LeaseHeader,
                    session: WorkerSessionDep, state: StateDep) -> Response:
     size = dispatch.input_blob(session, job_id, lease, validate_sha256(sha256))
     session.commit()
     return blob_response(request, state.store, sha256=sha256, size=size, filename=sha256)
-
-
-# HEAD shares the handler but stays out of the schema (one operation id per operation).
-router.add_api_route("/jobs/{job_id}/inputs/{sha256}", download_input, methods=["HEAD"],
-                     response_class=Response, include_in_schema=False)
 
 
 @router.post("/jobs/{job_id}/checkpoints", status_code=201, response_model=Checkpoint,
