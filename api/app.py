@@ -18,8 +18,9 @@ from api.gate import Gate
 from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
 from db.engine import make_engine
 from db.migrate import upgrade
-from service import auth, queue, registry
+from service import auth, queue
 from service.artifacts import LocalArtifactStore
+from service.registry import blobs
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
 
@@ -84,7 +85,7 @@ async def _housekeeping_forever(state: AppState) -> None:
 
     def sweep_blobs() -> None:
         with state.session(None) as session:
-            registry.sweep_blobs(session, state.store,
+            blobs.sweep_blobs(session, state.store,
                                  timedelta(seconds=state.settings.blob_grace_seconds))
 
     next_blob_sweep = 0.0

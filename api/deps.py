@@ -19,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 import db.scoping  # noqa: F401  (installs the project filter on every session)
 from db.engine import make_sessionmaker, reading
 from service.artifacts import ArtifactStore
-from service.auth import Principal, Role
+from service.auth import Principal
 from service.errors import Forbidden, Unauthorized
+from service.schemas import Role
 from service.settings import Settings
 
 PROJECT_HEADER = "X-Loraplane-Project"

@@ -13,33 +13,24 @@ import logging
 import os
 import re
 import secrets
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from db import models
 from db.base import utcnow
-from service.domain import Page
 from service.errors import InvalidRequest, NotFound, Unauthorized
 from service.ids import new_id
 from service.paging import newest_first
+from service.schemas import NewToken, Page, Role, TokenCreate, TokenInfo
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATTERN = re.compile(r"^lp_(tok_[0-9a-z]{26})_([A-Za-z0-9_-]{20,100})$")
-PROJECT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 ADMIN_TOKEN_FILE = "admin.token"
 WORKER_TOKEN_FILE = "worker.token"
-
-
-class Role(StrEnum):
-    admin = "admin"
-    user = "user"
-    worker = "worker"
 
 
 class Principal(BaseModel):
@@ -49,26 +40,6 @@ class Principal(BaseModel):
     name: str
     role: Role
     project: str
-
-
-class TokenInfo(BaseModel):
-    id: str
-    name: str
-    role: Role
-    project: str
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
-class NewToken(TokenInfo):
-    token: str = Field(description="The bearer token. Shown once; only its hash is stored.")
-
-
-class TokenCreate(BaseModel):
-    role: Role
-    project: str = Field("default", pattern=PROJECT_PATTERN)
-    name: str = Field("", max_length=100)
 
 
 def _digest(secret: str) -> str:

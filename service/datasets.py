@@ -10,22 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import anyio.to_thread
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import models
 from db.base import utcnow
 from service.artifacts import ArtifactStore, ArtifactTooLarge, Blob
-from service.domain import Page
 from service.errors import InvalidDataset, InvalidRequest, InvalidSpec, NotFound, PayloadTooLarge
 from service.ids import has_prefix, new_id
 from service.paging import newest_first
 from service.paths import outside_roots
+from service.schemas import Dataset, Page
 from service.spec import JobSpec
 
 MEDIA_TYPES = frozenset(
@@ -39,18 +37,6 @@ MEDIA_TYPES = frozenset(
 )
 MAX_LINE_BYTES = 32 << 20
 _BATCH_BYTES = 1 << 20
-
-
-class Dataset(BaseModel):
-    """An uploaded JSONL training file."""
-
-    id: str
-    name: str
-    size: int = Field(description="Bytes.")
-    rows: int = Field(description="JSON objects (blank lines are not rows).")
-    sha256: str
-    keys: list[str] = Field(description="Keys present in every row.")
-    created_at: datetime
 
 
 def to_dataset(row: models.Dataset) -> Dataset:

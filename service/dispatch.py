@@ -5,32 +5,29 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from db import models
 from service import queue
 from service.artifacts import ArtifactStore
-from service.domain import MAX_INT, Job, JobState, json_safe
 from service.errors import ServiceError
-from service.inputs import JobInputs, input_size, job_inputs
+from service.inputs import input_size, job_inputs
 from service.jobs import cancel_if_requested, record_state, to_job
-from service.queue import Lease
 from service.registry.checkpoints import prune_checkpoints, record_checkpoint
 from service.registry.register import register_adapter
-from service.registry.schemas import AdapterResult, Checkpoint, FileRef
+from service.schemas import (
+    AdapterResult,
+    Checkpoint,
+    CheckpointUpload,
+    Claim,
+    Job,
+    JobState,
+    Lease,
+    json_safe,
+)
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class Claim(Lease, JobInputs):
-    """A lease plus the job's inputs."""
-
-
-class CheckpointUpload(BaseModel):
-    step: int = Field(ge=0, le=MAX_INT)
-    files: list[FileRef] = Field(min_length=1, max_length=1000)
 
 
 def claim(session: Session, settings: Settings, *, worker_id: str) -> Claim | None:

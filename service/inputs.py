@@ -4,9 +4,6 @@ parsing the spec's lora_path again; every file is one lease-fenced worker URL.""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,50 +13,7 @@ from service.lora_path import LoraRef, find_adapter, find_checkpoint, job_rank
 from service.registry.adapters import adapter_files
 from service.registry.checkpoints import latest_checkpoint
 from service.registry.job_output import model_spec
-
-
-class SourceFile(BaseModel):
-    """A file the worker downloads, verifies and saves under `name` in one folder."""
-
-    name: str = Field(description="Name in the PEFT folder (`adapter_config.json`, ...).")
-    sha256: str
-    size: int
-    url: str = Field(description="Server-relative URL (a path) to GET it from.")
-
-
-class LoraSource(BaseModel):
-    """What a worker continues from: a registry adapter, a checkpoint, or a local folder."""
-
-    kind: Literal["adapter", "checkpoint", "local"]
-    lora_path: str
-    adapter_id: str | None = None
-    checkpoint_id: str | None = None
-    job_id: str | None = Field(None, description="The job that saved the checkpoint.")
-    path: str | None = Field(None, description="Worker-local folder (kind `local`).")
-    rank: int | None = None
-    files: list[SourceFile] = Field(default_factory=list)
-
-
-class ResumePoint(BaseModel):
-    """The checkpoint a claimed job resumes from."""
-
-    checkpoint_id: str
-    step: int
-    files: list[SourceFile]
-
-
-class JobInputs(BaseModel):
-    """What a worker must fetch before it trains; every URL is a lease-fenced worker path."""
-
-    checkpoint: ResumePoint | None = Field(None, description="Resume here instead of step 0.")
-    lora_source: LoraSource | None = Field(None, description="The adapter `lora_path` names.")
-    datasets: dict[str, SourceFile] = Field(
-        default_factory=dict, description="Uploaded datasets (`ds_…`) the spec names.")
-
-    def files(self) -> list[SourceFile]:
-        """Every file of these inputs."""
-        return [*self.datasets.values(), *(self.checkpoint.files if self.checkpoint else []),
-                *(self.lora_source.files if self.lora_source else [])]
+from service.schemas import JobInputs, LoraSource, ResumePoint, SourceFile
 
 
 def input_url(job_id: str, sha256: str) -> str:

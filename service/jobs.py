@@ -12,7 +12,11 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from db.scoping import project_for_new_rows
-from service.domain import (
+from service.errors import Conflict, NotFound
+from service.ids import new_id
+from service.media import normalise_media_type
+from service.paging import newest_first
+from service.schemas import (
     TERMINAL_STATES,
     TRANSITIONS,
     Job,
@@ -22,10 +26,6 @@ from service.domain import (
     Page,
     Progress,
 )
-from service.errors import Conflict, NotFound
-from service.ids import new_id
-from service.media import normalise_media_type
-from service.paging import newest_first
 from service.spec import ParsedSpec
 
 if TYPE_CHECKING:  # service.lora_path reads the registry, which reads jobs

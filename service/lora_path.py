@@ -41,7 +41,7 @@ from service.registry.adapters import latest_version
 from service.registry.aliases import LATEST
 from service.registry.files import peft_pair
 from service.registry.job_output import model_spec
-from service.registry.schemas import FileRef
+from service.schemas import FileRef
 from service.settings import Settings
 from service.spec import JobSpec
 

@@ -10,47 +10,31 @@ nothing and gets `LeaseLost` (HTTP 409).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db import models
 from db.base import utcnow
-from service.domain import ACTIVE_STATES, Job, JobState, json_safe
 from service.errors import LeaseLost
 from service.ids import new_id
 from service.jobs import add_event, cancel_if_requested, record_state, to_job
+from service.schemas import (
+    ACTIVE_STATES,
+    HeartbeatReply,
+    Job,
+    JobFailure,
+    JobState,
+    Lease,
+    WorkerEvent,
+    json_safe,
+)
 
 log = logging.getLogger(__name__)
 
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
-
-
-class Lease(BaseModel):
-    job: Job
-    lease_id: str
-    lease_expires_at: datetime
-    lease_seconds: float
-    heartbeat_seconds: float = Field(description="How often the worker should heartbeat.")
-
-
-class HeartbeatReply(BaseModel):
-    lease_expires_at: datetime
-    cancel_requested: bool = Field(description="The user asked to cancel: stop after this step.")
-
-
-class WorkerEvent(BaseModel):
-    kind: str = Field(pattern="^(log|metrics)$")
-    data: dict[str, Any]
-
-
-class JobFailure(BaseModel):
-    code: str = Field(min_length=1, max_length=64)
-    message: str = Field(max_length=10_000)
-    retryable: bool = Field(description="System errors are retried; user errors are not.")
 
 
 def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float) -> Lease | None:

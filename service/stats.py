@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import models
-from service.domain import JobState
+from service.schemas import JobState
 
 ADAPTER_KINDS = ("lora", "full")
 

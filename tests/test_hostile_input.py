@@ -482,7 +482,7 @@ def test_local_data_paths_outside_allowed_roots_are_refused(client: TestClient, 
 
 
 def test_out_of_range_cursors_and_event_ids_are_422_not_500(client: TestClient):
-    from service.domain import encode_cursor
+    from service.paging import encode_cursor
 
     job = client.post("/jobs", json=TINY).json()
     for value in (10**30, 2**63, -(2**63) - 1, 2**31, True, False, 1e308, None, [], {}):

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from api.deps import AppState
 from db import models
-from service.domain import JobState
 from service.errors import InvalidLoraPath
 from service.lora_path import LoraRef, parse_lora_path
 from service.registry.checkpoints import prune_checkpoints, record_checkpoint
+from service.schemas import JobState
 from service.settings import Settings
 from tests.test_registry import BASE, checkpoint_files, make_adapter, make_job
 

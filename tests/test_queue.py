@@ -264,9 +264,9 @@ def test_events_stream_follows_until_the_job_ends(client: TestClient):
 def test_record_state_refuses_moves_the_transition_table_does_not_allow(db_url: str) -> None:
     """A finished job never moves again, and a cancel in progress only ends cancelled."""
     from db import models
-    from service.domain import TRANSITIONS, JobState
     from service.errors import Conflict
     from service.jobs import record_state
+    from service.schemas import TRANSITIONS, JobState
 
     assert TRANSITIONS[JobState.cancelling] == {JobState.cancelled}
     [job_id] = _enqueue(db_url, 1)

@@ -21,14 +21,13 @@ from api.deps import AppState
 from db import models
 from service import jobs as job_service
 from service.artifacts import ArtifactStore
-from service.domain import JobState
 from service.errors import Conflict, InvalidArtifact
 from service.lora_path import ResolvedLora
 from service.registry.adapters import delete_adapter
 from service.registry.blobs import collect_garbage, sweep_blobs
 from service.registry.checkpoints import latest_checkpoint, prune_checkpoints, record_checkpoint
 from service.registry.register import register_adapter
-from service.registry.schemas import Adapter, AdapterResult, FileRef
+from service.schemas import Adapter, AdapterResult, FileRef, JobState
 from service.spec import parse_spec
 
 BASE = "demo-tiny-llama"

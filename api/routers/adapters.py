@@ -17,10 +17,8 @@ from api.downloads import (
     tar_stream,
 )
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
-from service.domain import Page
 from service.registry import adapters, blobs
-from service.registry.schemas import Adapter
+from service.schemas import Adapter, Page, Role
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, require
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
 from service.registry import aliases
-from service.registry.schemas import Alias
+from service.schemas import Alias, AliasUpdate, Role
 
 router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -18,10 +16,6 @@ ERRORS = {
     404: {"model": Problem, "description": "No such alias"},
     422: {"model": Problem, "description": "Invalid alias or adapter"},
 }
-
-
-class AliasUpdate(BaseModel):
-    adapter_id: str = Field(min_length=1, max_length=40, description="An adapter of that name.")
 
 
 @router.get(

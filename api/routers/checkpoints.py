@@ -9,10 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import BaseUrlDep, SessionDep, StoreDep, require
 from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, Problem
-from service.auth import Role
-from service.domain import Page
 from service.registry import checkpoints
-from service.registry.schemas import Checkpoint
+from service.schemas import Checkpoint, Page, Role
 
 router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)

@@ -11,11 +11,10 @@ from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
 from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, Problem
 from service import datasets as dataset_service
-from service.auth import Role
-from service.datasets import MEDIA_TYPES, Dataset
-from service.domain import Page
+from service.datasets import MEDIA_TYPES
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 from service.media import normalise_media_type
+from service.schemas import Dataset, Page, Role
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)

@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.deps import StateDep, require
 from api.errors import AUTH_ERRORS, Problem
 from db.migrate import current_revision, head_revision
-from service.auth import Role
 from service.errors import DatabaseUnavailable, MigrationsPending
+from service.schemas import Role
 
 router = APIRouter(tags=["health"])
 

@@ -13,18 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PrincipalDep, SessionDep, StateDep, require
 from api.errors import AUTH_ERRORS, Problem
 from service import jobs as job_service
-from service.auth import Role
-from service.domain import (
-    MAX_BIGINT,
-    TERMINAL_STATES,
-    Job,
-    JobEvent,
-    JobState,
-    Page,
-    decode_cursor,
-    encode_cursor,
-)
 from service.errors import Conflict, InvalidRequest
+from service.paging import decode_cursor, encode_cursor
+from service.schemas import MAX_BIGINT, TERMINAL_STATES, Job, JobEvent, JobState, Page, Role
 from service.spec import JSON_TYPES, YAML_TYPES, parse_body
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)],

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import WorkerSessionDep, require
 from api.errors import AUTH_ERRORS, Problem
 from service import auth
-from service.auth import NewToken, Role, TokenCreate, TokenInfo
-from service.domain import Page
+from service.schemas import NewToken, Page, Role, TokenCreate, TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[require(Role.admin)],
                    responses=AUTH_ERRORS)

@@ -10,7 +10,6 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
@@ -18,12 +17,20 @@ from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, Problem
 from service import dispatch, queue
 from service.artifacts import Blob, validate_sha256
-from service.auth import Role
-from service.dispatch import CheckpointUpload, Claim
-from service.domain import MAX_INT, Job
-from service.queue import HeartbeatReply, JobFailure, WorkerEvent
 from service.registry.blobs import collect_garbage
-from service.registry.schemas import AdapterResult, Checkpoint
+from service.schemas import (
+    AdapterResult,
+    Checkpoint,
+    CheckpointUpload,
+    Claim,
+    ClaimRequest,
+    HeartbeatReply,
+    Job,
+    JobFailure,
+    Release,
+    Report,
+    Role,
+)
 
 router = APIRouter(prefix="/worker", tags=["worker"],
                    dependencies=[require(Role.worker, Role.admin)],
@@ -35,23 +42,6 @@ ERRORS = {
     409: {"model": Problem, "description": "The lease is no longer current: abandon the job"},
     422: {"model": Problem, "description": "Invalid input"},
 }
-
-
-class ClaimRequest(BaseModel):
-    worker_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$")
-    wait_seconds: float = Field(0.0, ge=0, description="Long-poll up to this long (capped).")
-    device: str | None = Field(None, max_length=64)
-
-
-class Report(BaseModel):
-    events: list[WorkerEvent] = Field(default_factory=list, max_length=1000)
-    step: int | None = Field(None, ge=0, le=MAX_INT)
-    total: int | None = Field(None, ge=0, le=MAX_INT)
-    metrics: dict[str, float | int | str | None] | None = None
-
-
-class Release(BaseModel):
-    reason: str = Field("handed back by the worker", max_length=500)
 
 
 @router.post(

@@ -11,12 +11,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db import models
-from service.domain import Page
 from service.errors import Conflict, NotFound
 from service.paging import newest_first
 from service.registry.job_output import HOLDING_STATES
-from service.registry.schemas import Adapter, FileRef, LineageEntry, from_row
 from service.registry.urls import adapter_archive_url, adapter_lora_path
+from service.schemas import Adapter, FileRef, LineageEntry, Page, from_row
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from db.base import utcnow
 from service.errors import InvalidRequest, NotFound
 from service.names import is_valid_name
 from service.registry.adapters import adapter_row, latest_version, upsert
-from service.registry.schemas import Alias, from_row
+from service.schemas import Alias, from_row
 
 LATEST = "latest"  # a virtual alias: the newest version of a name
 

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from service.artifacts import ArtifactStore
-from service.domain import MAX_INT, Page, decode_cursor, encode_cursor
 from service.errors import InvalidArtifact, InvalidRequest, NotFound
 from service.ids import new_id
 from service.jobs import job_row
+from service.paging import decode_cursor, encode_cursor
 from service.registry.blobs import referenced_blobs
 from service.registry.files import (
     ADAPTER_CONFIG,
@@ -23,8 +23,8 @@ from service.registry.files import (
     read_json_blob,
 )
 from service.registry.job_output import HOLDING_STATES, job_kind
-from service.registry.schemas import Checkpoint, FileRef, from_row
 from service.registry.urls import checkpoint_lora_path
+from service.schemas import MAX_INT, Checkpoint, FileRef, Page, from_row
 
 
 def _to_checkpoint(row: models.Checkpoint, job: models.Job, base_url: str | None) -> Checkpoint:

@@ -9,9 +9,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from service.artifacts import ArtifactStore
-from service.domain import MAX_INT
 from service.errors import InvalidArtifact
-from service.registry.schemas import FileRef
+from service.schemas import MAX_INT, FileRef
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from db import models
-from service.domain import JobState
+from service.schemas import JobState
 
 # Jobs in these states hold on to the adapter or checkpoint they continue from.
 HOLDING_STATES = (JobState.queued.value, JobState.running.value, JobState.cancelling.value)

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from db import models
 from db.base import utcnow
 from service.artifacts import ArtifactStore
-from service.domain import json_safe
 from service.errors import InvalidArtifact
 from service.ids import new_id
 from service.registry.adapters import to_adapters, upsert
@@ -22,7 +21,7 @@ from service.registry.files import (
     read_json_blob,
 )
 from service.registry.job_output import adapter_name_for, job_kind, model_spec
-from service.registry.schemas import Adapter, AdapterResult
+from service.schemas import Adapter, AdapterResult, json_safe
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.domain import MAX_BIGINT, MAX_INT
+from service.schemas.common import MAX_BIGINT, MAX_INT
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the bytes, lowercase hex.")
 
@@ -103,3 +103,7 @@ class Checkpoint(BaseModel):
         "no PEFT adapter (full fine-tuning)."
     )
     created_at: datetime
+
+
+class AliasUpdate(BaseModel):
+    adapter_id: str = Field(min_length=1, max_length=40, description="An adapter of that name.")

@@ -1,19 +1,12 @@
-"""Plain domain objects the service layer returns; the API serves them as they are."""
+"""Jobs as clients see them: states and the moves between them, errors, progress, events."""
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, Field
-
-from service.errors import InvalidRequest
-
-T = TypeVar("T")
 
 
 class JobState(StrEnum):
@@ -26,7 +19,10 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
+
+
 ACTIVE_STATES = frozenset({JobState.running, JobState.cancelling})
+
 
 # Every move a job may make; `record_state` refuses the others. A claim moves queued ->
 # running in its one UPDATE; a running job goes back to the queue on a retry, a hand-back or
@@ -81,44 +77,3 @@ class JobEvent(BaseModel):
     kind: str = Field(description="`state`, `log`, `metrics` or `checkpoint`.")
     data: dict[str, Any]
     created_at: datetime
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
-
-
-def encode_cursor(value: Any) -> str:
-    raw = json.dumps(value, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-MIN_BIGINT, MAX_BIGINT = -(2**63), 2**63 - 1
-MAX_INT = 2**31 - 1  # INTEGER columns (steps, ranks) on PostgreSQL
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with every non-finite float (NaN, ±Infinity: a skipped fp16 step's grad norm)
-    replaced by None: PostgreSQL's JSON columns refuse them, and JSON cannot carry them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_safe(item) for item in value]
-    return value
-
-
-def decode_cursor(cursor: str) -> Any:
-    """Decode an opaque cursor; a tampered one is a 422, never a 500."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError):
-        raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor") from None
-    # No cursor is a boolean, nor an integer no column holds (both would fail in SQL).
-    if isinstance(value, bool) or (
-        isinstance(value, int) and not MIN_BIGINT <= value <= MAX_BIGINT
-    ):
-        raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
-    return value
