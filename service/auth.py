@@ -47,9 +47,7 @@ def _digest(secret: str) -> str:
 
 
 def _info(row: models.ApiToken) -> TokenInfo:
-    return TokenInfo(id=row.id, name=row.name, role=Role(row.role), project=row.project,
-                     created_at=row.created_at, revoked_at=row.revoked_at,
-                     last_used_at=row.last_used_at)
+    return TokenInfo.model_validate(row, from_attributes=True)
 
 
 def create_token(session: Session, request: TokenCreate, *, token: str | None = None) -> NewToken:

@@ -40,15 +40,7 @@ _BATCH_BYTES = 1 << 20
 
 
 def to_dataset(row: models.Dataset) -> Dataset:
-    return Dataset(
-        id=row.id,
-        name=row.name,
-        size=row.size,
-        rows=row.rows,
-        sha256=row.sha256,
-        keys=list(row.keys),
-        created_at=row.created_at,
-    )
+    return Dataset.model_validate(row, from_attributes=True)
 
 
 @dataclass

@@ -20,11 +20,11 @@ from service.schemas import (
     TERMINAL_STATES,
     TRANSITIONS,
     Job,
-    JobError,
     JobEvent,
     JobState,
     Page,
     Progress,
+    from_row,
 )
 from service.spec import ParsedSpec
 
@@ -34,27 +34,7 @@ if TYPE_CHECKING:  # service.lora_path reads the registry, which reads jobs
 
 def to_job(row: models.Job) -> Job:
     """The public view of a job row."""
-    return Job(
-        id=row.id,
-        project=row.project,
-        name=row.name,
-        state=JobState(row.state),
-        priority=row.priority,
-        spec=row.spec,
-        ignored_keys=row.ignored_keys,
-        attempt=row.attempt,
-        max_attempts=row.max_attempts,
-        worker_id=row.worker_id,
-        lease_expires_at=row.lease_expires_at,
-        progress=Progress(step=row.progress_step, total=row.progress_total),
-        metrics=row.metrics,
-        error=JobError(**row.error) if row.error else None,
-        adapter_id=row.adapter_id,
-        parent_adapter_id=row.parent_adapter_id,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return from_row(Job, row, progress=Progress(step=row.progress_step, total=row.progress_total))
 
 
 def request_hash(body: bytes, content_type: str | None) -> str:

@@ -8,7 +8,7 @@ protocol), `registry` (adapters, aliases, checkpoints, files), `datasets`, `auth
 """
 
 from service.schemas.auth import NewToken, Role, TokenCreate, TokenInfo
-from service.schemas.common import MAX_BIGINT, MAX_INT, MIN_BIGINT, Page, json_safe
+from service.schemas.common import MAX_BIGINT, MAX_INT, MIN_BIGINT, Page, from_row, json_safe
 from service.schemas.datasets import Dataset
 from service.schemas.jobs import (
     ACTIVE_STATES,
@@ -28,7 +28,6 @@ from service.schemas.registry import (
     Checkpoint,
     FileRef,
     LineageEntry,
-    from_row,
 )
 from service.schemas.worker import (
     CheckpointUpload,

@@ -1,4 +1,5 @@
-"""What every schema shares: pages of a list, the integer bounds columns hold, JSON-safe values."""
+"""What every schema shares: pages of a list, the integer bounds columns hold, JSON-safe
+values, and rows read into schemas."""
 
 from __future__ import annotations
 
@@ -30,3 +31,21 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [json_safe(item) for item in value]
     return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _RowView:
+    """A row's attributes, with the fields it does not hold supplied beside it."""
+
+    def __init__(self, row: object, extra: dict[str, Any]):
+        self._row, self._extra = row, extra
+
+    def __getattr__(self, name: str) -> Any:
+        return self._extra[name] if name in self._extra else getattr(self._row, name)
+
+
+def from_row(model: type[M], row: object, **computed: Any) -> M:
+    """`model` validated from an ORM row's attributes, plus the fields the row lacks."""
+    return model.model_validate(_RowView(row, computed) if computed else row, from_attributes=True)

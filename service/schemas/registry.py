@@ -1,33 +1,15 @@
-"""The registry's API schemas: files, adapters, aliases, checkpoints; and row → schema."""
+"""The registry's API schemas: files, adapters, aliases, checkpoints."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.common import MAX_BIGINT, MAX_INT
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the bytes, lowercase hex.")
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class _RowView:
-    """A row's attributes, with the fields it does not hold supplied beside it."""
-
-    def __init__(self, row: object, extra: dict[str, Any]):
-        self._row, self._extra = row, extra
-
-    def __getattr__(self, name: str) -> Any:
-        return self._extra[name] if name in self._extra else getattr(self._row, name)
-
-
-def from_row(model: type[M], row: object, **computed: Any) -> M:
-    """`model` validated from an ORM row's attributes, plus the fields the row lacks."""
-    return model.model_validate(_RowView(row, computed) if computed else row, from_attributes=True)
-
 
 class FileRef(BaseModel):
     """A file of an adapter or checkpoint: relative path, content hash, size."""
