@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -161,3 +161,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 WorkerSessionDep = Annotated[Session, Depends(get_worker_session, scope="function")]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BaseUrlDep = Annotated[str, Depends(get_base_url)]
+
+# The paging parameters of every list (each route gives `limit` its own default).
+LimitQuery = Annotated[int, Query(ge=1, le=500)]
+CursorQuery = Annotated[str | None, Query(max_length=512)]

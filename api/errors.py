@@ -37,10 +37,16 @@ class Problem(BaseModel):
 
 
 # Every route behind a token documents these (routers pass them as `responses`).
-AUTH_ERRORS: dict[int | str, dict] = {
-    401: {"model": Problem, "description": "Missing, unknown or revoked bearer token"},
-    403: {"model": Problem, "description": "The token's role or project may not do this"},
-}
+def problems(descriptions: dict[int, str | None]) -> dict[int | str, dict]:
+    """OpenAPI `responses` for error statuses, each a `Problem` with an optional description."""
+    return {status: {"model": Problem, **({"description": text} if text else {})}
+            for status, text in descriptions.items()}
+
+
+AUTH_ERRORS = problems({
+    401: "Missing, unknown or revoked bearer token",
+    403: "The token's role or project may not do this",
+})
 
 
 def document_problem_responses(schema: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import BaseUrlDep, SessionDep, StoreDep, require
+from api.deps import BaseUrlDep, CursorQuery, LimitQuery, SessionDep, StoreDep, require
 from api.downloads import (
     blob_response,
     blob_route,
@@ -16,18 +16,14 @@ from api.downloads import (
     none_match,
     tar_stream,
 )
-from api.errors import AUTH_ERRORS, Problem
+from api.errors import AUTH_ERRORS, problems
 from service.registry import adapters, blobs
 from service.schemas import Adapter, Page, Role
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
 
-ERRORS = {
-    404: {"model": Problem, "description": "No such adapter or file"},
-    409: {"model": Problem, "description": "Conflict"},
-    422: {"model": Problem, "description": "Invalid input"},
-}
+ERRORS = problems({404: "No such adapter or file", 409: "Conflict", 422: "Invalid input"})
 
 
 @router.get(
@@ -43,8 +39,8 @@ def list_adapters(
     name: Annotated[str | None, Query(max_length=100)] = None,
     base_model: Annotated[str | None, Query(max_length=4096)] = None,
     kind: Literal["lora", "full"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> Page[Adapter]:
     return adapters.list_adapters(
         session,

@@ -5,17 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import SessionDep, require
-from api.errors import AUTH_ERRORS, Problem
+from api.errors import AUTH_ERRORS, problems
 from service.registry import aliases
 from service.schemas import Alias, AliasUpdate, Role
 
 router = APIRouter(prefix="/aliases", tags=["aliases"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
 
-ERRORS = {
-    404: {"model": Problem, "description": "No such alias"},
-    422: {"model": Problem, "description": "Invalid alias or adapter"},
-}
+ERRORS = problems({404: "No such alias", 422: "Invalid alias or adapter"})
 
 
 @router.get(

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Query, Request, Response
-
-from api.deps import BaseUrlDep, SessionDep, StoreDep, require
+from api.deps import BaseUrlDep, CursorQuery, LimitQuery, SessionDep, StoreDep, require
 from api.downloads import blob_response, blob_route
-from api.errors import AUTH_ERRORS, Problem
+from api.errors import AUTH_ERRORS, problems
 from service.registry import checkpoints
 from service.schemas import Checkpoint, Page, Role
 
 router = APIRouter(prefix="/jobs", tags=["checkpoints"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
 
-ERRORS = {
-    404: {"model": Problem, "description": "No such job, checkpoint or file"},
-    422: {"model": Problem, "description": "Invalid input"},
-}
+ERRORS = problems({404: "No such job, checkpoint or file", 422: "Invalid input"})
 
 
 @router.get(
@@ -32,8 +27,8 @@ def list_checkpoints(
     job_id: str,
     session: SessionDep,
     base_url: BaseUrlDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
 ) -> Page[Checkpoint]:
     return checkpoints.list_checkpoints(session, job_id, limit=limit, cursor=cursor,
                                         base_url=base_url)

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, SessionDep, StateDep, StoreDep, require
+from api.deps import CursorQuery, LimitQuery, PrincipalDep, SessionDep, StateDep, StoreDep, require
 from api.downloads import blob_response, blob_route
-from api.errors import AUTH_ERRORS, Problem
+from api.errors import AUTH_ERRORS, problems
 from service import datasets as dataset_service
 from service.datasets import MEDIA_TYPES
 from service.errors import PayloadTooLarge, UnsupportedMediaType
@@ -19,10 +19,7 @@ from service.schemas import Dataset, Page, Role
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
 
-ERRORS = {
-    404: {"model": Problem, "description": "No such dataset"},
-    422: {"model": Problem, "description": "Invalid input"},
-}
+ERRORS = problems({404: "No such dataset", 422: "Invalid input"})
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -41,7 +38,7 @@ _UPLOAD_BODY = {
     operation_id="upload_dataset",
     summary="Upload a JSONL training file",
     openapi_extra=_UPLOAD_BODY,
-    responses={**ERRORS, 413: {"model": Problem}, 415: {"model": Problem}},
+    responses={**ERRORS, **problems({413: None, 415: None})},
 )
 async def upload_dataset(
     request: Request,
@@ -92,8 +89,8 @@ async def upload_dataset(
 )
 def list_datasets(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> Page[Dataset]:
     return dataset_service.list_datasets(session, limit=limit, cursor=cursor)
 

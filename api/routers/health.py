@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import StateDep, require
-from api.errors import AUTH_ERRORS, Problem
+from api.errors import AUTH_ERRORS, problems
 from db.migrate import current_revision, head_revision
 from service.errors import DatabaseUnavailable, MigrationsPending
 from service.schemas import Role
@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", operation_id="readyz", response_model=None, summary="Readiness: database reachable, schema at head",
-            responses={503: {"model": Problem, "description": "Not ready"}})
+            responses=problems({503: "Not ready"}))
 def readyz(state: StateDep) -> dict[str, str]:
     try:
         with state.engine.connect() as connection:

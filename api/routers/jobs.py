@@ -10,8 +10,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, SessionDep, StateDep, require
-from api.errors import AUTH_ERRORS, Problem
+from api.deps import CursorQuery, LimitQuery, PrincipalDep, SessionDep, StateDep, require
+from api.errors import AUTH_ERRORS, problems
 from service import jobs as job_service
 from service.errors import Conflict, InvalidRequest
 from service.paging import decode_cursor, encode_cursor
@@ -21,11 +21,7 @@ from service.spec import JSON_TYPES, YAML_TYPES, parse_body
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
 
-ERRORS = {
-    404: {"model": Problem, "description": "No such job"},
-    409: {"model": Problem, "description": "Conflict"},
-    422: {"model": Problem, "description": "Invalid input"},
-}
+ERRORS = problems({404: "No such job", 409: "Conflict", 422: "Invalid input"})
 _SPEC_BODY = {
     "requestBody": {
         "required": True,
@@ -45,7 +41,7 @@ _SPEC_BODY = {
     operation_id="submit_job",
     summary="Submit a training job",
     openapi_extra=_SPEC_BODY,
-    responses={**ERRORS, 413: {"model": Problem}, 415: {"model": Problem}},
+    responses={**ERRORS, **problems({413: None, 415: None})},
 )
 async def submit_job(
     request: Request,
@@ -103,8 +99,8 @@ async def submit_job(
 def list_jobs(
     session: SessionDep,
     state: JobState | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> Page[Job]:
     return job_service.list_jobs(session, state=state, limit=limit, cursor=cursor)
 
@@ -149,7 +145,7 @@ async def job_events(
     request: Request,
     state: StateDep,
     principal: PrincipalDep,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Page[JobEvent] | StreamingResponse:

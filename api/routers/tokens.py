@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from api.deps import WorkerSessionDep, require
-from api.errors import AUTH_ERRORS, Problem
+from api.deps import CursorQuery, LimitQuery, WorkerSessionDep, require
+from api.errors import AUTH_ERRORS, problems
 from service import auth
 from service.schemas import NewToken, Page, Role, TokenCreate, TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], dependencies=[require(Role.admin)],
                    responses=AUTH_ERRORS)
-ERRORS = {404: {"model": Problem}, 422: {"model": Problem}}
+ERRORS = problems({404: None, 422: None})
 
 
 @router.post("", status_code=201, response_model=NewToken, operation_id="create_token",
@@ -28,8 +26,8 @@ def create_token(body: TokenCreate, session: WorkerSessionDep) -> NewToken:
             summary="List tokens (never their values)", responses=ERRORS)
 def list_tokens(
     session: WorkerSessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
 ) -> Page[TokenInfo]:
     return auth.list_tokens(session, limit=limit, cursor=cursor)
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
 from api.downloads import blob_response, blob_route
-from api.errors import AUTH_ERRORS, Problem
+from api.errors import AUTH_ERRORS, problems
 from service import dispatch, queue
 from service.artifacts import Blob, validate_sha256
 from service.registry.blobs import collect_garbage
@@ -37,11 +37,11 @@ router = APIRouter(prefix="/worker", tags=["worker"],
                    responses=AUTH_ERRORS)
 
 LeaseHeader = Annotated[str, Header(alias="X-Loraplane-Lease", min_length=1, max_length=40)]
-ERRORS = {
-    404: {"model": Problem, "description": "No such job"},
-    409: {"model": Problem, "description": "The lease is no longer current: abandon the job"},
-    422: {"model": Problem, "description": "Invalid input"},
-}
+ERRORS = problems({
+    404: "No such job",
+    409: "The lease is no longer current: abandon the job",
+    422: "Invalid input",
+})
 
 
 @router.post(
@@ -125,7 +125,7 @@ def cancelled(job_id: str, lease: LeaseHeader, session: WorkerSessionDep) -> Job
     response_model=Blob,
     operation_id="upload_job_blob",
     summary="Upload one file (checkpoint or result) by its sha256; streamed and verified",
-    responses={**ERRORS, 413: {"model": Problem}},
+    responses={**ERRORS, **problems({413: None})},
     openapi_extra={"requestBody": {"required": True, "description": "The file's bytes.", "content": {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
 )
