@@ -31,7 +31,8 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
 
 status=0
 # --confcutdir keeps the check to the trainer's own fixtures (no API/DB set-up needed here).
-"$PYTHON" -m pytest tests/trainer -m gpu -q -p no:cacheprovider --confcutdir=tests/trainer \
+"$PYTHON" -m pytest tests/worker/trainer -m gpu -q -p no:cacheprovider \
+    --confcutdir=tests/worker/trainer \
     -o addopts="" --junitxml="$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.txt" || status=1
 
 timeout 420 "$PYTHON" bench/gpu_train.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_bench.txt" || status=1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure a Compose CLI exists for tests/test_deploy.py (`docker compose config` validates
+# Makes sure a Compose CLI exists for tests/deploy/test_compose.py (`docker compose config` validates
 # deploy/compose.yaml; no Docker engine is needed). Does nothing when one is there; else, as
 # root on Debian/Ubuntu, installs Debian's `docker-compose` package non-interactively.
 # Elsewhere it only says what is missing: the test then skips (outside CI) or fails (in CI).

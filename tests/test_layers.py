@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import REPO
+
+ROOT = REPO
 PROCESS_COMMANDS = {"cli/processes.py", "cli/embedded.py"}  # compose server and worker
 
 # package (or file) -> top-level packages it must never import

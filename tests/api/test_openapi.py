@@ -17,7 +17,8 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
+
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 PUBLIC = {"healthz", "readyz"}  # the only operations that need no token
 

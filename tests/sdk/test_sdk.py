@@ -30,11 +30,11 @@ from loraplane_client.api.adapters import list_adapters
 from loraplane_client.api.jobs import get_job
 from loraplane_client.models import Adapter, Job
 
+from tests import REPO
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC_YAML = """\
 actor:
   model:

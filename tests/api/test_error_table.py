@@ -19,8 +19,9 @@ from fastapi import FastAPI
 
 from api.errors import STATUS_BY_CODE, install
 from service.errors import ServiceError
+from tests import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 SERVER_PACKAGES = ("service", "api")
 BASE = "ServiceError"
 

@@ -16,7 +16,7 @@ from service.lora_path import LoraRef, parse_lora_path
 from service.registry.checkpoints import prune_checkpoints, record_checkpoint
 from service.schemas import JobState
 from service.settings import Settings
-from tests.test_registry import BASE, checkpoint_files, make_adapter, make_job
+from tests.service.test_registry import BASE, checkpoint_files, make_adapter, make_job
 
 AD = "ad_01jd8x4k2m9q7r5t3v1w0y6z8a"
 CK = "ck_01jd8x4k2m9q7r5t3v1w0y6z8a"

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import REPO
 from tests.conftest import authenticate_as_admin
 
 YAML = {"content-type": "application/yaml"}
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 
 # The three snippets of RLinf's LoRA page, each with a model_path added.
 NEW_LORA = """

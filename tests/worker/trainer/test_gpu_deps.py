@@ -12,8 +12,11 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-ENTRY_POINTS = [ROOT / "bench" / "gpu_train.py", *sorted((ROOT / "tests" / "trainer").glob("*.py"))]
+from tests import REPO
+
+ROOT = REPO
+ENTRY_POINTS = [ROOT / "bench" / "gpu_train.py",
+                *sorted((ROOT / "tests" / "worker" / "trainer").glob("*.py"))]
 PROJECT_PACKAGES = {"service", "db", "api", "cli", "tests", "bench", "worker", "loraplane_client"}
 # Where each project package lives (the SDK is a distribution of its own, clients/python).
 SOURCE_ROOTS = {"loraplane_client": ROOT / "clients" / "python"}

@@ -26,9 +26,9 @@ from service.artifacts import (
     TruncatedArtifact,
 )
 from service.errors import NotFound
+from tests import REPO
 
 MiB = 1024 * 1024
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.downloads import content_disposition, safe_archive_name
-from tests.test_auth import TINY, as_caller, assert_problem, make_token, run_worker, spec
+from tests.api.test_access import TINY, as_caller, assert_problem, make_token, run_worker, spec
 
 MAX_SPEC_BYTES = 16 * 1024
 MAX_DATASET_BYTES = 4096

@@ -19,6 +19,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests import REPO
 from tests.live import LiveServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -291,7 +292,7 @@ def test_token_from_the_data_dir(server: LiveServer) -> None:
 def test_the_demo_spec_of_the_walkthrough_is_valid() -> None:
     from service.spec import parse_body
 
-    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.yaml"
+    demo = REPO / "examples" / "demo.yaml"
     parsed = parse_body(demo.read_bytes(), "application/yaml", 1 << 20)
     model = parsed.spec.actor.model
     assert (model.model_path, model.is_lora, model.lora_rank) == ("demo-tiny-llama", True, 8)

@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from service.settings import Settings
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 K8S = DEPLOY / "k8s"
