@@ -19,7 +19,7 @@ from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, 
 from db.engine import make_engine
 from db.migrate import upgrade
 from service import auth, queue
-from service.artifacts import LocalArtifactStore
+from service.artifacts import open_store
 from service.registry import blobs
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     app.state.loraplane = AppState(settings=settings, engine=engine,
-                                   store=LocalArtifactStore(settings.artifacts_dir))
+                                   store=open_store(settings))
     errors.install(app)
     app.state.metrics = metrics.install(app)
     app.add_middleware(Gate)  # token checked and body bounded before any body is read

@@ -1,5 +1,9 @@
 """The artifact store: immutable blobs addressed by the sha256 of their bytes.
 
+Two backends behind one interface: `LocalArtifactStore` (the embedded default) and
+`service.artifacts_s3.S3ArtifactStore` (S3-compatible object storage); `open_store` picks
+the one the settings name.
+
 `LocalArtifactStore` keeps blob `ab12…` at `root/blobs/ab/12…` and writes through temp
 files in `root/tmp`: bytes are hashed while they stream to disk, checked, fsynced and
 renamed into place, so a blob is either complete and verified or not there at all.
@@ -29,6 +33,7 @@ from service.errors import (
     NotFound,
     TruncatedArtifact,
 )
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,29 @@ class ArtifactStore(ABC):
         """The blob's path on local disk, or None for stores that are not local."""
         return None
 
+    def download_url(self, sha256: str, *, filename: str, media_type: str) -> str | None:
+        """A short-lived URL clients may GET the blob from directly, or None: stream it."""
+        return None
+
+    def refresh(self, sha256: str) -> None:
+        """Mark a stored blob as written now (a re-put): the blob sweep then spares it."""
+
+    def _shortcut(
+        self, expected_sha256: str | None, max_bytes: int | None, expected_size: int | None
+    ) -> Blob | None:
+        """The stored blob when the caller names one we already hold, so nothing is read."""
+        if expected_sha256 is None or not self.exists(expected_sha256):
+            return None
+        size = self.size(expected_sha256)
+        if max_bytes is not None and size > max_bytes:
+            raise ArtifactTooLarge(f"artifact of {size} bytes exceeds the limit of {max_bytes}")
+        if expected_size is not None and size != expected_size:
+            raise ChecksumMismatch(
+                f"blob {expected_sha256} has {size} bytes, not the announced {expected_size}"
+            )
+        self.refresh(expected_sha256)
+        return Blob(expected_sha256, size)
+
     def cleanup_temp(self, older_than: timedelta = timedelta(hours=1)) -> int:
         """Remove temp files left by interrupted writes; returns how many were removed."""
         return 0
@@ -140,15 +168,12 @@ def _read_range(f: BinaryIO, start: int, length: int, chunk_size: int) -> Iterat
             yield chunk
 
 
-class _TempBlob:
-    """A blob being written: a temp file plus a running hash and byte count."""
+class StreamCheck:
+    """The checks every store applies to bytes as they arrive: the size limit, the announced
+    size, and the sha256 (running, so nothing is read twice)."""
 
     def __init__(
-        self,
-        tmp_dir: Path,
-        expected_sha256: str | None,
-        max_bytes: int | None,
-        expected_size: int | None,
+        self, expected_sha256: str | None, max_bytes: int | None, expected_size: int | None
     ):
         self.expected_sha256 = (
             validate_sha256(expected_sha256) if expected_sha256 is not None else None
@@ -161,9 +186,6 @@ class _TempBlob:
             )
         self.hash = hashlib.sha256()
         self.nbytes = 0
-        self.path = tmp_dir / f"{uuid.uuid4().hex}.part"
-        # Mode 0o444 (less the umask): stored blobs are read-only, as git's objects are.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
 
     def check_room(self, n: int) -> None:
         """Raise before writing if `n` more bytes would pass a limit."""
@@ -174,17 +196,13 @@ class _TempBlob:
                 f"artifact is longer than the announced {self.expected_size} bytes"
             )
 
-    def write(self, chunks: Iterable[bytes]) -> None:
-        """Hash and append chunks whose size has already been checked."""
-        for chunk in chunks:
-            self.hash.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            self.nbytes += len(chunk)
+    def update(self, chunk: bytes) -> None:
+        """Count and hash a chunk whose size has already been checked."""
+        self.hash.update(chunk)
+        self.nbytes += len(chunk)
 
-    def finish(self) -> Blob:
-        """Check the whole stream and fsync; the store then renames the temp file into place."""
+    def verify(self) -> Blob:
+        """The blob the whole stream makes; raises if it is short or hashes otherwise."""
         if self.expected_size is not None and self.nbytes < self.expected_size:
             raise TruncatedArtifact(
                 f"stream ended after {self.nbytes} of {self.expected_size} announced bytes"
@@ -194,8 +212,37 @@ class _TempBlob:
             raise ChecksumMismatch(
                 f"content hashes to {sha256}, not the announced {self.expected_sha256}"
             )
-        os.fsync(self._fd)
         return Blob(sha256, self.nbytes)
+
+
+class _TempBlob(StreamCheck):
+    """A blob being written to local disk: a temp file plus the stream's checks."""
+
+    def __init__(
+        self,
+        tmp_dir: Path,
+        expected_sha256: str | None,
+        max_bytes: int | None,
+        expected_size: int | None,
+    ):
+        super().__init__(expected_sha256, max_bytes, expected_size)
+        self.path = tmp_dir / f"{uuid.uuid4().hex}.part"
+        # Mode 0o444 (less the umask): stored blobs are read-only, as git's objects are.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+
+    def write(self, chunks: Iterable[bytes]) -> None:
+        """Hash and append chunks whose size has already been checked."""
+        for chunk in chunks:
+            self.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+    def finish(self) -> Blob:
+        """Check the whole stream and fsync; the store then renames the temp file into place."""
+        blob = self.verify()
+        os.fsync(self._fd)
+        return blob
 
     def close(self) -> None:
         """Close the descriptor and remove the temp file if it is still there."""
@@ -225,28 +272,16 @@ class LocalArtifactStore(ArtifactStore):
             raise NotFound(f"blob {sha256} not found")
         return path
 
-    def _shortcut(
-        self, expected_sha256: str | None, max_bytes: int | None, expected_size: int | None
-    ) -> Blob | None:
-        """The stored blob when the caller names one we already hold, so nothing is read."""
-        if expected_sha256 is None or not self.exists(expected_sha256):
-            return None
-        size = self.size(expected_sha256)
-        if max_bytes is not None and size > max_bytes:
-            raise ArtifactTooLarge(f"artifact of {size} bytes exceeds the limit of {max_bytes}")
-        if expected_size is not None and size != expected_size:
-            raise ChecksumMismatch(
-                f"blob {expected_sha256} has {size} bytes, not the announced {expected_size}"
-            )
-        _touch(self._path(expected_sha256))
-        return Blob(expected_sha256, size)
+    def refresh(self, sha256: str) -> None:
+        """A re-put refreshes the blob's age, so the sweep of unreferenced blobs spares it."""
+        _touch(self._path(sha256))
 
     def _commit(self, tmp: _TempBlob) -> Blob:
         blob = tmp.finish()
         dest = self._path(blob.sha256)
         if dest.exists():
             log.debug("blob %s already stored", blob.sha256)
-            _touch(dest)
+            self.refresh(blob.sha256)
             return blob
         if not dest.parent.is_dir():
             dest.parent.mkdir(exist_ok=True)
@@ -372,3 +407,14 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_store(settings: Settings) -> ArtifactStore:
+    """The store the settings name: S3-compatible object storage, or the local disk."""
+    if settings.artifacts_url:
+        from service.artifacts_s3 import S3ArtifactStore  # boto3 loads only when used
+
+        return S3ArtifactStore(settings.artifacts_url,
+                               presign_seconds=settings.artifacts_presign_seconds)
+    assert settings.artifacts_dir is not None
+    return LocalArtifactStore(settings.artifacts_dir)

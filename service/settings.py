@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     models_dir: Path | None = Field(None, description="Base models by name; default data_dir/models.")
     artifacts_dir: Path | None = Field(None, description="Blob store root; default data_dir/artifacts.")
+    artifacts_url: str | None = Field(
+        None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#]*)?$",
+        description="`s3://bucket/prefix`: keep blobs in S3-compatible object storage (endpoint "
+        "and credentials from the usual AWS_* settings) instead of under artifacts_dir.",
+    )
+    artifacts_presign_seconds: int = Field(
+        0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="With an S3 store: answer downloads with a redirect to a presigned URL "
+        "valid this long; 0 streams them through the API.",
+    )
     max_spec_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted job spec body.")
     max_dataset_bytes: int = Field(1 << 30, ge=1, description="Largest accepted dataset upload.")
     max_artifact_bytes: int = Field(64 << 30, ge=1, description="Largest accepted artifact upload.")

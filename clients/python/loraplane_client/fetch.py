@@ -1,7 +1,9 @@
 """Downloading files: resumable, verified by sha256, renamed into place only when whole.
 
-Hand-written (not generated). The server's worker uses the same code through
-`service.fetch`, which only maps its errors onto the service's own types.
+Hand-written (not generated); the worker downloads its inputs with the same code. A server
+that keeps its blobs in object storage may answer with a redirect to a presigned URL: it is
+followed once, without the bearer token (the URL carries its own signature), and the bytes
+are verified against the same sha256.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -101,7 +104,7 @@ def _download(
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers |= {"Range": f"bytes={offset}-", "If-Range": f'"{sha256}"'}
-        with client.stream("GET", url, headers=headers) as response:
+        with _get(client, url, headers) as response:
             if response.status_code == 416:
                 raise _RestartFromZero(f"server refused range {offset}- (416)")
             response.raise_for_status()
@@ -133,6 +136,24 @@ def _download(
     os.replace(part, dest)
     log.info("downloaded %s to %s (%d bytes)", url, dest, offset)
     return dest
+
+
+@contextmanager
+def _get(client: httpx.Client, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+    """A streamed GET that follows one redirect to another store (e.g. a presigned S3 URL):
+    the token stays behind, and so does If-Range (the store's ETag is not our sha256; its
+    bytes are immutable, so a plain Range is safe)."""
+    response = client.send(client.build_request("GET", url, headers=headers), stream=True)
+    try:
+        if response.is_redirect and "location" in response.headers:
+            target = response.url.join(response.headers["location"])
+            response.close()
+            request = httpx.Request("GET", target, headers={
+                k: v for k, v in headers.items() if k.lower() != "if-range"})
+            response = client.send(request, stream=True)  # not client.build_request: no token
+        yield response
+    finally:
+        response.close()
 
 
 def _fail(part: Path, message: str) -> NoReturn:
