@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.factories import worker_spec
+from tests.specs import worker_spec
 from worker.demo import build_demo_model
 from worker.trainer import TrainingInputs, run_training
 from worker.trainer.model import DEFAULT_TARGET_MODULES

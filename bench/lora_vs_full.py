@@ -81,7 +81,7 @@ def child(mode: str, model_dir: Path, steps: int, device: str, work: Path) -> di
     """One training run in this (fresh) process; returns its figures."""
     import torch
 
-    from tests.factories import worker_spec
+    from tests.specs import worker_spec
     from worker.demo import demo_dataset_path
     from worker.trainer import TrainingInputs, run_training
     from worker.trainer import loop as _loaded  # noqa: F401  (torch, transformers, peft)

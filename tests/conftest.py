@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from api.deps import AppState
 from db.base import Base
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -80,3 +81,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def authenticate_as_admin(test_client: TestClient, settings: Settings) -> None:
     token = (settings.data_dir / "admin.token").read_text().strip()
     test_client.headers["Authorization"] = f"Bearer {token}"
+
+
+@pytest.fixture
+def state(client: TestClient) -> AppState:
+    """The running app's state: its sessions, artifact store and settings."""
+    return client.app.state.loraplane

@@ -1,4 +1,5 @@
-"""`lora_path`: every form resolves at submit, every bad one is a 422 that says what is wrong."""
+"""`lora_path` over HTTP: every form resolves at submit, every bad one is a 422 that says what
+is wrong, and the claim gives the worker what submit resolved (parsing: tests/service/)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,12 @@ from fastapi.testclient import TestClient
 
 from api.deps import AppState
 from db import models
-from service.errors import InvalidLoraPath
-from service.lora_path import LoraRef, parse_lora_path
-from service.registry.checkpoints import prune_checkpoints, record_checkpoint
+from service.registry.checkpoints import prune_checkpoints
 from service.schemas import JobState
 from service.settings import Settings
-from tests.service.test_registry import BASE, checkpoint_files, make_adapter, make_job
+from tests.factories import BASE, add_checkpoint, make_adapter, make_job
 
-AD = "ad_01jd8x4k2m9q7r5t3v1w0y6z8a"
 CK = "ck_01jd8x4k2m9q7r5t3v1w0y6z8a"
-JOB = "job_01jd8x4k2m9q7r5t3v1w0y6z8a"
 
 
 @pytest.fixture
@@ -33,59 +30,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def state(client: TestClient) -> AppState:
-    return client.app.state.loraplane
-
-
 def submit(client: TestClient, lora_path: str, *, rank: int | None = None, model_path: str = BASE):
     model = {"model_path": model_path, "is_lora": True, "lora_path": lora_path}
     if rank is not None:
         model["lora_rank"] = rank
     return client.post("/jobs", json={"actor": {"model": model}})
-
-
-# ---------------------------------------------------------------------------- parsing (no I/O)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (AD, LoraRef(kind="adapter", adapter_id=AD)),
-        ("support-bot:3", LoraRef(kind="adapter", name="support-bot", version=3)),
-        ("support-bot@prod", LoraRef(kind="adapter", name="support-bot", alias="prod")),
-        (f"https://lp.example/adapters/{AD}", LoraRef(kind="adapter", adapter_id=AD)),
-        (f"http://10.0.0.1:8000/prefix/adapters/{AD}/", LoraRef(kind="adapter", adapter_id=AD)),
-        (CK, LoraRef(kind="checkpoint", checkpoint_id=CK)),
-        (
-            f"https://lp.example/jobs/{JOB}/checkpoints/{CK}",
-            LoraRef(kind="checkpoint", job_id=JOB, checkpoint_id=CK),
-        ),
-        ("/mnt/adapters/bot", LoraRef(kind="local", path="/mnt/adapters/bot")),
-    ],
-)
-def test_parse_each_form(value: str, expected: LoraRef):
-    assert parse_lora_path(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("relative/folder", "not a form loraplane accepts"),
-        ("bot:v3", "not a form"),
-        ("ad_short", "not a form"),
-        (" bot:1", "surrounding spaces"),
-        ("file:///etc/passwd", "only http(s)"),
-        ("https://lp.example/adapters/", "…/adapters/{ad_id}"),
-        (f"https://lp.example/models/{AD}", "…/adapters/{ad_id}"),
-        (f"https://lp.example/adapters/{AD}?x=1", "no query"),
-    ],
-)
-def test_parse_rejects_other_forms(value: str, message: str):
-    with pytest.raises(InvalidLoraPath) as info:
-        parse_lora_path(value)
-    assert message in info.value.message
-    assert info.value.errors[0]["loc"] == "actor.model.lora_path"
 
 
 # ---------------------------------------------------------------------------- submit: forms
@@ -118,14 +67,7 @@ def test_checkpoint_forms_resolve(client: TestClient, state: AppState):
     parent = make_adapter(state)
     with state.sessions() as session:
         job = make_job(session, state=JobState.failed, parent=parent.id)
-        record_checkpoint(
-            session,
-            job,
-            step=7,
-            attempt=1,
-            files=checkpoint_files(state.store, 7),
-            store=state.store,
-        )
+        add_checkpoint(session, state.store, job, 7)
         session.commit()
     (checkpoint,) = client.get(f"/jobs/{job.id}/checkpoints").json()["items"]
     for lora_path in (checkpoint["lora_path"], checkpoint["id"]):
@@ -195,31 +137,10 @@ def test_local_paths_refused_when_no_roots(client: TestClient, state: AppState):
 def test_checkpoint_rejections(client: TestClient, state: AppState):
     with state.sessions() as session:
         full_job = make_job(session, is_lora=False, state=JobState.failed)
-        full_ck = record_checkpoint(
-            session,
-            full_job,
-            step=1,
-            attempt=1,
-            store=state.store,
-            files=checkpoint_files(state.store, 1, lora=False),
-        )
+        full_ck = add_checkpoint(session, state.store, full_job, 1, lora=False)
         lora_job = make_job(session, rank=8, state=JobState.succeeded)
-        old = record_checkpoint(
-            session,
-            lora_job,
-            step=1,
-            attempt=1,
-            store=state.store,
-            files=checkpoint_files(state.store, 1),
-        )
-        record_checkpoint(
-            session,
-            lora_job,
-            step=2,
-            attempt=1,
-            store=state.store,
-            files=checkpoint_files(state.store, 2),
-        )
+        old = add_checkpoint(session, state.store, lora_job, 1)
+        add_checkpoint(session, state.store, lora_job, 2)
         prune_checkpoints(session, lora_job.id, keep=1)
         session.commit()
     assert_422(submit(client, full_ck.id, rank=8), "holds no LoRA adapter")
@@ -236,22 +157,8 @@ def test_a_checkpoint_a_queued_job_continues_from_is_not_pruned(
 ):
     with state.sessions() as session:
         job = make_job(session, state=JobState.running)
-        first = record_checkpoint(
-            session,
-            job,
-            step=1,
-            attempt=1,
-            store=state.store,
-            files=checkpoint_files(state.store, 1),
-        )
-        record_checkpoint(
-            session,
-            job,
-            step=2,
-            attempt=1,
-            store=state.store,
-            files=checkpoint_files(state.store, 2),
-        )
+        first = add_checkpoint(session, state.store, job, 1)
+        add_checkpoint(session, state.store, job, 2)
         session.commit()
     assert submit(client, first.id, rank=8).status_code == 201
     with state.sessions() as session:
@@ -305,14 +212,7 @@ def test_the_claim_continues_from_what_submit_resolved(client: TestClient, state
 def test_the_claim_gives_a_checkpoint_source_by_its_column(client: TestClient, state: AppState):
     with state.sessions() as session:
         ck_job = make_job(session, state=JobState.failed)
-        ck = record_checkpoint(
-            session,
-            ck_job,
-            step=3,
-            attempt=1,
-            store=state.store,
-            files=checkpoint_files(state.store, 3),
-        )
+        ck = add_checkpoint(session, state.store, ck_job, 3)
         session.commit()
     job = submit(client, f"https://lp.example/jobs/{ck_job.id}/checkpoints/{ck.id}", rank=8)
     assert job.status_code == 201, job.text

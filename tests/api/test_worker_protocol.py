@@ -1,73 +1,21 @@
-"""The durable queue: exactly-once claims, leases and fencing, recovery, cancel, events."""
+"""The worker protocol over HTTP: claim order, leases and fencing, recovery, user and system
+errors, cancel, release, reports, the long-poll, the event stream (the claim's exactly-once
+guarantee and the state table: tests/service/test_queue.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from db.engine import make_engine, make_sessionmaker
-from service import queue
-from service.jobs import submit_job
 from service.settings import Settings
-from service.spec import parse_spec
 from tests.conftest import authenticate_as_admin
+from tests.specs import model_spec
 
-SPEC = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4}}}
-
-
-def _enqueue(url: str, count: int) -> list[str]:
-    engine = make_engine(url)
-    parsed = parse_spec(SPEC)
-    with make_sessionmaker(engine)() as session:
-        ids = [submit_job(session, parsed, max_attempts=3).id for _ in range(count)]
-        session.commit()
-    engine.dispose()
-    return ids
-
-
-def _claim_all(url: str, workers: int) -> list[str]:
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    claimed: list[str] = []
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-
-    def claimer(n: int) -> None:
-        try:
-            while True:
-                with sessions() as session:
-                    lease = queue.claim_next_job(session, worker_id=f"w{n}", lease_seconds=60)
-                    session.commit()
-                if lease is None:
-                    return
-                with lock:
-                    claimed.append(lease.job.id)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    engine.dispose()
-    assert not errors, errors
-    return claimed
-
-
-def test_concurrent_claimers_claim_each_job_exactly_once(db_url: str):
-    big = db_url.startswith("postgresql")
-    jobs, workers = (500, 16) if big else (120, 6)
-    ids = _enqueue(db_url, jobs)
-    claimed = _claim_all(db_url, workers)
-    twice = [job for job, n in Counter(claimed).items() if n > 1]
-    assert not twice, f"claimed more than once: {twice[:5]}"
-    assert sorted(claimed) == sorted(ids), "a job was lost"
+SPEC = model_spec()
 
 
 def test_claim_order_priority_then_age(client: TestClient):
@@ -160,24 +108,27 @@ def test_heartbeat_extends_the_lease(short_lease: TestClient):
     assert client.get(f"/jobs/{job['id']}").json()["state"] == "running"
 
 
-def test_user_error_fails_at_once_and_system_error_retries(client: TestClient):
-    user = client.post("/jobs", json=SPEC).json()
+def _submit_claim_and_fail(client: TestClient, code: str, message: str, *,
+                           retryable: bool) -> dict:
+    """A new job, claimed and failed by its worker: the job as the failure left it."""
+    job = client.post("/jobs", json=SPEC).json()
     lease = client.post("/worker/claim", json={"worker_id": "w"}).json()
-    failed = client.post(f"/worker/jobs/{user['id']}/fail", headers=_lease(lease["lease_id"]),
-                         json={"code": "no_matching_modules", "message": "no module matches",
-                               "retryable": False}).json()
+    assert lease["job"]["id"] == job["id"]
+    return client.post(f"/worker/jobs/{job['id']}/fail", headers=_lease(lease["lease_id"]),
+                       json={"code": code, "message": message, "retryable": retryable}).json()
+
+
+def test_user_error_fails_at_once_and_system_error_retries(client: TestClient):
+    failed = _submit_claim_and_fail(client, "no_matching_modules", "no module matches",
+                                    retryable=False)
     assert failed["state"] == "failed"
     assert failed["attempt"] == 1
     assert failed["error"]["code"] == "no_matching_modules"
 
-    system = client.post("/jobs", json=SPEC).json()
-    lease = client.post("/worker/claim", json={"worker_id": "w"}).json()
-    retried = client.post(f"/worker/jobs/{system['id']}/fail", headers=_lease(lease["lease_id"]),
-                          json={"code": "out_of_memory", "message": "CUDA OOM",
-                                "retryable": True}).json()
+    retried = _submit_claim_and_fail(client, "out_of_memory", "CUDA OOM", retryable=True)
     assert retried["state"] == "queued"
     again = client.post("/worker/claim", json={"worker_id": "w2"}).json()
-    assert again["job"]["id"] == system["id"]
+    assert again["job"]["id"] == retried["id"]
     assert again["job"]["attempt"] == 2
 
 
@@ -261,26 +212,3 @@ def test_events_stream_follows_until_the_job_ends(client: TestClient):
     assert text.rstrip().endswith("data: {}")  # the closing `end` event
 
 
-def test_record_state_refuses_moves_the_transition_table_does_not_allow(db_url: str) -> None:
-    """A finished job never moves again, and a cancel in progress only ends cancelled."""
-    from db import models
-    from service.errors import Conflict
-    from service.jobs import record_state
-    from service.schemas import TRANSITIONS, JobState
-
-    assert TRANSITIONS[JobState.cancelling] == {JobState.cancelled}
-    [job_id] = _enqueue(db_url, 1)
-    engine = make_engine(db_url)
-    with make_sessionmaker(engine)() as session:
-        row = session.get(models.Job, job_id)
-        for old, new in [("succeeded", JobState.queued), ("cancelled", JobState.running),
-                         ("cancelling", JobState.succeeded), ("queued", JobState.succeeded)]:
-            row.state = old
-            with pytest.raises(Conflict) as err:
-                record_state(session, row, new)
-            assert err.value.code == "invalid_transition"
-            assert row.state == old
-        row.state = "running"
-        record_state(session, row, JobState.cancelling)
-        assert row.state == "cancelling"
-    engine.dispose()

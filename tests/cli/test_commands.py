@@ -21,32 +21,15 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests import REPO
 from tests.live import LiveServer, free_port
+from tests.specs import BASE_MODEL, tiny_spec_yaml
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-actor:
-  model:
-    model_path: {model}
-    is_lora: true
-    lora_rank: 4
-  optim:
-    lr: 0.01
-  micro_batch_size: 4
-  global_batch_size: 8
-data:
-  train_data_paths: {data}
-runner:
-  experiment_name: {name}
-  max_steps: {steps}
-  save_interval: 3
-"""
 
-
-def spec(tmp_path: Path, name: str = "cli-demo", *, model: str = "demo-tiny-llama",
+def spec(tmp_path: Path, name: str = "cli-demo", *, model: str = BASE_MODEL,
          data: str = "demo", steps: int = 6) -> Path:
     path = tmp_path / f"{name}-{steps}.yaml"
-    path.write_text(SPEC.format(model=model, data=data, name=name, steps=steps))
+    path.write_text(tiny_spec_yaml(name, model=model, data=data, steps=steps))
     return path
 
 

@@ -6,8 +6,9 @@ import signal
 from pathlib import Path
 
 from tests.live import LiveServer
+from tests.specs import model_spec
 
-SPEC = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4}}}
+SPEC = model_spec()
 
 
 def test_job_survives_a_restart_of_serve(db_url: str, tmp_path: Path):

@@ -32,25 +32,11 @@ from loraplane_client.models import Adapter, Job
 
 from tests import REPO
 from tests.live import LiveServer
+from tests.specs import tiny_spec_yaml
 
 pytestmark = pytest.mark.slow
 
-SPEC_YAML = """\
-actor:
-  model:
-    model_path: demo-tiny-llama
-    is_lora: true
-    lora_rank: 4
-  optim:
-    lr: 0.01
-  micro_batch_size: 4
-  global_batch_size: 8
-data:
-  train_data_paths: demo
-runner:
-  experiment_name: sdk-demo
-  max_steps: 6
-  save_interval: 3
+SPEC_YAML = tiny_spec_yaml("sdk-demo") + """\
 hydra:
   run: {dir: .}     # an RLinf section loraplane does not use: reported, not refused
 """

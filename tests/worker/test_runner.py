@@ -9,36 +9,16 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from worker import Worker, WorkerOptions
-from worker.client import WorkerClient
+from tests.factories import run_worker
+from tests.specs import tiny_spec
 
-TINY = {
-    "actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4},
-              "optim": {"lr": 0.01}, "micro_batch_size": 4, "global_batch_size": 8},
-    "runner": {"max_steps": 6, "save_interval": 3, "experiment_name": "tiny"},
-}
-
-
-def run_worker(client: TestClient, settings, jobs: int = 1) -> None:
-    """Run `jobs` jobs with an in-process worker speaking HTTP to the app."""
-    options = WorkerOptions(server="http://testserver", token=None,
-                            models_dir=settings.models_dir, work_dir=settings.data_dir / "worker",
-                            device="cpu", wait_seconds=0, once=True)
-    worker = Worker(options, client=WorkerClient("http://testserver", http=client))
-    for _ in range(jobs):
-        worker.run()
+TINY = tiny_spec()
 
 
 def adapter_of(client: TestClient, job_id: str) -> dict:
     job = client.get(f"/jobs/{job_id}").json()
     assert job["state"] == "succeeded", job["error"]
     return client.get(f"/adapters/{job['adapter_id']}").json()
-
-
-def spec_with(**model) -> dict:
-    spec = json.loads(json.dumps(TINY))
-    spec["actor"]["model"].update(model)
-    return spec
 
 
 def test_lora_job_registers_a_loadable_adapter(client: TestClient, settings):
@@ -96,12 +76,12 @@ def test_continue_from_adapter_and_lineage(client: TestClient, settings):
     run_worker(client, settings)
     parent = adapter_of(client, first["id"])
 
-    second = client.post("/jobs", json=spec_with(lora_path=parent["lora_path"])).json()
+    second = client.post("/jobs", json=tiny_spec(lora_path=parent["lora_path"])).json()
     assert second["parent_adapter_id"] == parent["id"]
     run_worker(client, settings)
     child = adapter_of(client, second["id"])
 
-    third = client.post("/jobs", json=spec_with(lora_path="tiny:2", lora_rank=None)).json()
+    third = client.post("/jobs", json=tiny_spec(lora_path="tiny:2", lora_rank=None)).json()
     run_worker(client, settings)
     grandchild = adapter_of(client, third["id"])
 
@@ -122,13 +102,13 @@ def test_continue_from_adapter_and_lineage(client: TestClient, settings):
 def test_rank_mismatch_with_parent_is_refused_at_submit(client: TestClient, settings):
     client.post("/jobs", json=TINY)
     run_worker(client, settings)
-    refused = client.post("/jobs", json=spec_with(lora_path="tiny@latest", lora_rank=8))
+    refused = client.post("/jobs", json=tiny_spec(lora_path="tiny@latest", lora_rank=8))
     assert refused.status_code == 422
     assert "4" in refused.json()["detail"] and "8" in refused.json()["detail"]
 
 
 def test_full_fine_tuning_registers_a_full_model(client: TestClient, settings):
-    spec = spec_with(is_lora=False)
+    spec = tiny_spec(is_lora=False)
     spec["runner"]["experiment_name"] = "full"
     job = client.post("/jobs", json=spec).json()
     run_worker(client, settings)
@@ -138,7 +118,7 @@ def test_full_fine_tuning_registers_a_full_model(client: TestClient, settings):
     assert adapter["kind"] == "full" and adapter["rank"] is None
     names = {f["name"] for f in adapter["files"]}
     assert "config.json" in names and "model.safetensors" in names
-    refused = client.post("/jobs", json=spec_with(lora_path=adapter["id"]))
+    refused = client.post("/jobs", json=tiny_spec(lora_path=adapter["id"]))
     assert refused.status_code == 422 and "full" in refused.json()["detail"]
 
 
@@ -162,7 +142,7 @@ def _local_file(settings, name: str, text: str) -> str:
 )
 def test_user_errors_fail_at_once_with_their_code(client: TestClient, settings, change, code):
     settings.data_path_roots = [settings.data_dir]  # the operator allows local data files here
-    spec = spec_with(**change.get("model", {}))
+    spec = tiny_spec(**change.get("model", {}))
     if change.get("data") == "missing_keys":
         spec["data"] = {"train_data_paths": _local_file(settings, "d.jsonl",
                                                         '{"question": "a", "answer": "b"}\n')}

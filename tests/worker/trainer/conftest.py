@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from loraplane_client.models import JobSpec
 
-from tests.factories import worker_spec
+from tests.specs import worker_spec
 from worker.demo import demo_dataset_path, ensure_demo_model
 
 
