@@ -15,7 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from api import errors, metrics
 from api.deps import AppState
 from api.gate import Gate
-from api.routers import adapters, aliases, checkpoints, datasets, health, jobs, tokens, worker
+from api.routers import (
+    adapters,
+    aliases,
+    checkpoints,
+    datasets,
+    health,
+    jobs,
+    registry_archive,
+    tokens,
+    worker,
+)
 from db.engine import make_engine
 from db.migrate import upgrade
 from service import auth, queue
@@ -28,7 +38,7 @@ log = logging.getLogger(__name__)
 BLOB_SWEEP_SECONDS = 600.0  # how often unreferenced blobs past their grace are collected
 
 ROUTERS = [health.router, jobs.router, worker.router, adapters.router, aliases.router,
-           checkpoints.router, datasets.router, tokens.router]
+           checkpoints.router, datasets.router, tokens.router, registry_archive.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

@@ -18,7 +18,9 @@ from service.media import normalise_media_type
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc",
                           "/docs/oauth2-redirect"})
-STREAMED_TYPES = MEDIA_TYPES  # dataset uploads (and octet-stream blobs): streamed, bounded apart
+# Dataset uploads (and octet-stream blobs), adapter and registry imports: streamed, bounded
+# apart by the routes that read them.
+STREAMED_TYPES = MEDIA_TYPES | {"application/x-tar", "multipart/form-data"}
 
 
 class Gate:

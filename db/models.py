@@ -125,8 +125,18 @@ class Adapter(ProjectScoped, Base):
     parent_adapter_id: Mapped[str | None] = mapped_column(ForeignKey("adapters.id"))
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # `job`: a worker trained it; `import`: uploaded (POST /adapters). Kept by export/import.
+    source: Mapped[str] = mapped_column(String(16), default="job", server_default="job")
+    # sha256 over the sorted (file name, file sha256) pairs (service/registry/files.py:
+    # content_digest): re-importing the same bytes under a name finds the version holding them.
+    digest: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict, server_default="{}")
 
-    __table_args__ = (UniqueConstraint("project", "name", "version"),)
+    __table_args__ = (
+        UniqueConstraint("project", "name", "version"),
+        Index("ix_adapters_name_digest", "project", "name", "digest"),
+    )
 
 
 class AdapterName(ProjectScoped, Base):

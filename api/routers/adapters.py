@@ -1,4 +1,4 @@
-"""`/adapters`: the registry, file downloads, archives, deletion."""
+"""`/adapters`: the registry, imports, metadata, file downloads, archives, deletion."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import BaseUrlDep, CursorQuery, LimitQuery, SessionDep, StoreDep, require
+from api.deps import (
+    BaseUrlDep,
+    CursorQuery,
+    LimitQuery,
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+    StoreDep,
+    require,
+)
 from api.downloads import (
     blob_response,
     blob_route,
@@ -17,8 +27,12 @@ from api.downloads import (
     tar_stream,
 )
 from api.errors import AUTH_ERRORS, problems
-from service.registry import adapters, blobs
-from service.schemas import Adapter, Page, Role
+from api.uploads import BodyReader, read_multipart, refuse_declared_size
+from service.errors import InvalidRequest, UnsupportedMediaType
+from service.media import normalise_media_type
+from service.registry import adapters, blobs, imports, metadata
+from service.registry.intake import Intake, strip_common_folder, tar_members
+from service.schemas import Adapter, AdapterPatch, Page, Role
 
 router = APIRouter(prefix="/adapters", tags=["adapters"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -39,6 +53,18 @@ def list_adapters(
     name: Annotated[str | None, Query(max_length=100)] = None,
     base_model: Annotated[str | None, Query(max_length=4096)] = None,
     kind: Literal["lora", "full"] | None = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(max_length=20, description="`key:value` (or `key`: has that tag); several: all "
+              "must hold."),
+    ] = None,
+    order_by: Annotated[
+        str,
+        Query(max_length=80, description="`created_at` (newest first, the default), "
+              "`metrics.<name>` (ascending) or `-metrics.<name>` (descending) by a final "
+              "metric; adapters without that numeric metric come last either way, ties newest "
+              "first."),
+    ] = "created_at",
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[Adapter]:
@@ -47,10 +73,124 @@ def list_adapters(
         name=name,
         base_model=base_model,
         kind=kind,
+        tags=tag or [],
+        order_by=order_by,
         limit=limit,
         cursor=cursor,
         base_url=base_url,
     )
+
+
+IMPORT_TYPES = ("application/x-tar", "multipart/form-data")
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The PEFT folder: the tar `GET /adapters/{id}/archive` produces (files at "
+        "the top level, or in one folder), or multipart/form-data with one file part per file "
+        "(its filename is the file's name) and the fields `name`, `base_model`, `description`, "
+        "`tag` (`key:value`, repeatable).",
+        "content": {
+            "application/x-tar": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                "name": {"type": "string"},
+                "base_model": {"type": "string"},
+                "description": {"type": "string"},
+                "tag": {"type": "array", "items": {"type": "string"}},
+            }}},
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Adapter,
+    operation_id="import_adapter",
+    summary="Import a PEFT folder trained elsewhere as the next version of `name`",
+    description="Validated like a worker's result: safetensors only (pickle formats are refused "
+    "unread), adapter_config.json checked, every LoRA tensor's shape consistent with the rank, "
+    "no path tricks in names. 201 with the new version; 200 with the existing one when `name` "
+    "already holds exactly these bytes (same digest).",
+    openapi_extra=_IMPORT_BODY,
+    responses={**ERRORS, 200: {"model": Adapter, "description": "These bytes are already a "
+               "version of `name`: that version"}, **problems({413: None, 415: None})},
+)
+async def import_adapter(
+    request: Request,
+    response: Response,
+    state: StateDep,
+    principal: PrincipalDep,
+    base_url: BaseUrlDep,
+    name: Annotated[str | None, Query(max_length=100, description="The adapter name.")] = None,
+    base_model: Annotated[
+        str | None, Query(max_length=4096, description="The model it was trained on.")
+    ] = None,
+    description: Annotated[str | None, Query(max_length=4096)] = None,
+    tag: Annotated[list[str] | None, Query(max_length=50, description="`key:value`")] = None,
+) -> Adapter:
+    media = normalise_media_type(request.headers.get("content-type"))
+    if media not in IMPORT_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {media!r} is not accepted for an import; use one of {list(IMPORT_TYPES)}"
+        )
+    if name is not None or base_model is not None:
+        imports.validate_import_fields(name or "x", base_model or "x")
+    limit = state.settings.max_artifact_bytes
+    refuse_declared_size(request, limit, "the import")
+    reader = BodyReader(request, limit, "the import")
+
+    def run() -> tuple[Adapter, bool]:
+        intake = Intake(state.store, max_file_bytes=limit)
+        with state.session(principal.project) as session:
+            try:
+                fields: dict[str, list[str]] = {}
+                if media == "application/x-tar":
+                    files = [intake.put_file_ref(m.name, m.chunks(), m.size)
+                             for m in tar_members(reader, max_file_bytes=limit)]
+                else:
+                    form = read_multipart(request, reader, intake)
+                    files, fields = form.files, form.fields
+                given = {"name": name, "base_model": base_model, "description": description}
+                for key, value in list(given.items()):
+                    values = fields.get(key) or []
+                    if len(values) > 1 or (values and value is not None and values[0] != value):
+                        raise InvalidRequest(f"{key!r} is given more than once")
+                    given[key] = value if value is not None else (values[0] if values else None)
+                adapter, created = imports.import_adapter(
+                    session, state.store, strip_common_folder(files),
+                    name=given["name"] or "", base_model=given["base_model"] or "",
+                    description=given["description"],
+                    tags=imports.parse_tag_items([*(tag or []), *fields.get("tag", [])]),
+                    base_url=base_url,
+                )
+                session.commit()
+            except BaseException:
+                session.rollback()
+                intake.discard(session)
+                raise
+        return adapter, created
+
+    adapter, created = await run_in_threadpool(run)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/adapters/{adapter.id}"
+    return adapter
+
+
+@router.patch(
+    "/{adapter_id}",
+    response_model=Adapter,
+    operation_id="update_adapter",
+    summary="Change an adapter's description and tags (JSON merge patch)",
+    responses=ERRORS,
+)
+def update_adapter(
+    adapter_id: str, body: AdapterPatch, session: SessionDep, base_url: BaseUrlDep
+) -> Adapter:
+    adapter = metadata.update_metadata(session, adapter_id, body, base_url=base_url)
+    session.commit()
+    return adapter
 
 
 @router.get(

@@ -6,13 +6,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db import models
-from service.errors import Conflict, NotFound
-from service.paging import newest_first
+from service.errors import Conflict, InvalidRequest, NotFound
+from service.paging import decode_cursor, encode_cursor, newest_first
+from service.registry import ordering
 from service.registry.job_output import HOLDING_STATES
 from service.registry.urls import adapter_archive_url, adapter_lora_path
 from service.schemas import Adapter, FileRef, LineageEntry, Page, from_row
@@ -142,11 +143,14 @@ def list_adapters(
     name: str | None = None,
     base_model: str | None = None,
     kind: str | None = None,
+    tags: Sequence[str] = (),
+    order_by: str = "created_at",
     limit: int = 50,
     cursor: str | None = None,
     base_url: str | None = None,
 ) -> Page[Adapter]:
-    """Newest first, keyed on the time-ordered id."""
+    """Newest first, keyed on the time-ordered id; or by a final metric (nulls last, ties
+    newest first). `tags` (`k:v` or `k`) combine with AND."""
     stmt = select(models.Adapter)
     if name is not None:
         stmt = stmt.where(models.Adapter.name == name)
@@ -154,8 +158,40 @@ def list_adapters(
         stmt = stmt.where(models.Adapter.base_model == base_model)
     if kind is not None:
         stmt = stmt.where(models.Adapter.kind == kind)
-    rows, next_cursor = newest_first(session, stmt, models.Adapter.id, limit=limit, cursor=cursor)
+    stmt = stmt.where(*ordering.tag_filters(list(tags)))
+    metric, ascending = ordering.parse_order(order_by)
+    if metric is None:
+        rows, next_cursor = newest_first(
+            session, stmt, models.Adapter.id, limit=limit, cursor=cursor
+        )
+    else:
+        rows, next_cursor = _by_metric(session, stmt, metric, ascending, limit, cursor)
     return Page[Adapter](items=to_adapters(session, rows, base_url), next_cursor=next_cursor)
+
+
+def _by_metric(
+    session: Session, stmt: Any, metric: str, ascending: bool, limit: int, cursor: str | None
+) -> tuple[list[models.Adapter], str | None]:
+    value = ordering.metric_value(session, metric)
+    if cursor:
+        after = decode_cursor(cursor)
+        if not (
+            isinstance(after, list) and len(after) == 2 and isinstance(after[1], str)
+            and (after[0] is None or isinstance(after[0], int | float))
+        ):
+            raise InvalidRequest("cursor is not one this service issued", code="invalid_cursor")
+        stmt = stmt.where(ordering.after_metric_cursor(value, ascending, after[0], after[1]))
+    stmt = stmt.add_columns(value.label("metric_value")).order_by(
+        case((value.is_(None), 1), else_=0),
+        value.asc() if ascending else value.desc(),
+        models.Adapter.id.desc(),
+    ).limit(limit + 1)
+    found = session.execute(stmt).all()
+    rows = [r[0] for r in found[:limit]]
+    if len(found) > limit:
+        last_row, last_value = found[limit - 1]
+        return rows, encode_cursor([last_value, last_row.id])
+    return rows, None
 
 
 def adapter_file(session: Session, adapter_id: str, name: str) -> FileRef:

@@ -1,9 +1,16 @@
-"""Registration: a finished job's output becomes the next version of its name."""
+"""Registration: a finished job's output, or an imported folder (service/registry/imports.py),
+becomes the next version of its name. Both go through `check_adapter_files` and
+`insert_adapter`: one set of rules for every adapter the registry holds."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
+from sqlalchemy import case
 from sqlalchemy.orm import Session
 
 from db import models
@@ -17,11 +24,12 @@ from service.registry.files import (
     ADAPTER_WEIGHTS,
     PEFT_FILES,
     check_files,
-    config_rank_of,
+    content_digest,
     read_json_blob,
 )
+from service.registry.tensors import check_adapter_config, check_lora_tensors, read_tensor_index
 from service.registry.job_output import adapter_name_for, job_kind, model_spec
-from service.schemas import Adapter, AdapterResult, json_safe
+from service.schemas import Adapter, AdapterResult, FileRef, json_safe
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,144 @@ def _next_version(session: Session, project: str, name: str) -> int:
         set_={"last_version": models.AdapterName.last_version + 1},
     ).returning(models.AdapterName.last_version)
     return session.execute(stmt).scalar_one()
+
+
+def _raise_counter(session: Session, project: str, name: str, version: int) -> None:
+    """Make the name's counter at least `version` (a restored version is never reissued)."""
+    stmt = upsert(session, models.AdapterName).values(
+        project=project, name=name, last_version=version
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[models.AdapterName.project, models.AdapterName.name],
+        set_={"last_version": case(
+            (models.AdapterName.last_version < version, version),
+            else_=models.AdapterName.last_version,
+        )},
+    )
+    session.execute(stmt)
+
+
+def lock_name(session: Session, project: str, name: str) -> None:
+    """Take the name's counter row (creating it at 0) so that what this transaction reads
+    about the name's versions stays true until it commits."""
+    stmt = upsert(session, models.AdapterName).values(project=project, name=name, last_version=0)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[models.AdapterName.project, models.AdapterName.name],
+        set_={"last_version": models.AdapterName.last_version},
+    )
+    session.execute(stmt)
+
+
+@dataclass
+class CheckedFiles:
+    """Files that passed every registry rule, with what they say about the adapter."""
+
+    files: list[FileRef]
+    rank: int | None
+    alpha: float | None
+    target_modules: list[str]
+    lora_modules: int = 0
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.digest = content_digest(self.files)
+
+
+def check_adapter_files(
+    store: ArtifactStore,
+    kind: Literal["lora", "full"],
+    files: Sequence[FileRef],
+    *,
+    rank: int | None = None,
+    alpha: float | None = None,
+    target_modules: Sequence[str] = (),
+) -> CheckedFiles:
+    """The registry's rules for a LoRA adapter or a full model: safe names, no pickles,
+    sniffed formats, stored sizes; for LoRA exactly the PEFT pair, a valid config, and every
+    tensor's shape consistent with its rank. `rank`, `alpha`, `target_modules` are what the
+    producer announces (checked against the config, or read from it when not given)."""
+    checked = check_files(store, files)
+    targets = list(target_modules)
+    if kind == "full":
+        names = {ref.name for ref in checked}
+        if "config.json" not in names or not any(n.endswith(".safetensors") for n in names):
+            raise InvalidArtifact(
+                "a full model needs config.json and its weights as .safetensors; "
+                f"got {sorted(names)}"
+            )
+        return CheckedFiles(checked, None, None, targets)
+    names = sorted(ref.name for ref in checked)
+    if set(names) != PEFT_FILES:
+        raise InvalidArtifact(
+            f"a LoRA adapter is exactly {ADAPTER_CONFIG} + {ADAPTER_WEIGHTS}; got {names}"
+        )
+    by_name = {ref.name: ref for ref in checked}
+    config = read_json_blob(store, by_name[ADAPTER_CONFIG])
+    config_rank = check_adapter_config(config)
+    if rank is not None and config_rank != rank:
+        raise InvalidArtifact(f"rank {rank} disagrees with r={config_rank} in {ADAPTER_CONFIG}")
+    modules = check_lora_tensors(read_tensor_index(store, by_name[ADAPTER_WEIGHTS]), config)
+    config_alpha: Any = config.get("lora_alpha")
+    if alpha is None and isinstance(config_alpha, int | float):
+        alpha = json_safe(float(min(config_alpha, 1e300)))  # a Float column holds it
+    if not targets:
+        listed = config.get("target_modules")
+        targets = [listed] if isinstance(listed, str) else [str(t) for t in listed or []]
+    return CheckedFiles(checked, config_rank, alpha, targets, lora_modules=modules)
+
+
+def insert_adapter(
+    session: Session,
+    checked: CheckedFiles,
+    *,
+    project: str,
+    name: str,
+    kind: str,
+    base_model: str,
+    source: Literal["job", "import"],
+    job_id: str | None = None,
+    parent_adapter_id: str | None = None,
+    base_fingerprint: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    restore: tuple[str, int, datetime] | None = None,
+) -> models.Adapter:
+    """Add checked files as the next version of `name`, with their file rows; `restore`
+    (id, version, created_at) keeps those of an exported adapter instead."""
+    if restore is None:
+        adapter_id, version, created_at = new_id("ad"), _next_version(session, project, name), utcnow()
+    else:
+        adapter_id, version, created_at = restore
+        _raise_counter(session, project, name, version)
+    row = models.Adapter(
+        id=adapter_id,
+        name=name,
+        project=project,
+        version=version,
+        kind=kind,
+        base_model=base_model,
+        base_fingerprint=base_fingerprint,
+        rank=checked.rank,
+        alpha=checked.alpha,
+        target_modules=checked.target_modules,
+        job_id=job_id,
+        parent_adapter_id=parent_adapter_id,
+        metrics=metrics,
+        created_at=created_at,
+        source=source,
+        digest=checked.digest,
+        description=description,
+        tags=dict(tags or {}),
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(
+        models.AdapterFile(adapter_id=row.id, name=f.name, sha256=f.sha256, size=f.size)
+        for f in checked.files
+    )
+    session.flush()
+    return row
 
 
 def register_adapter(
@@ -60,62 +206,20 @@ def register_adapter(
             f"job {job_row.id} is a {'LoRA' if expected == 'lora' else 'full'} fine-tuning job; "
             f"it cannot register a result of kind {result.kind!r}"
         )
-    files = check_files(store, result.files)
-    rank, alpha, targets = result.rank, result.alpha, list(result.target_modules)
-    if result.kind == "lora":
-        names = sorted(ref.name for ref in files)
-        if set(names) != PEFT_FILES:
-            raise InvalidArtifact(
-                f"a LoRA adapter is exactly {ADAPTER_CONFIG} + {ADAPTER_WEIGHTS}; got {names}"
-            )
-        config = read_json_blob(store, next(f for f in files if f.name == ADAPTER_CONFIG))
-        config_rank = config_rank_of(config)
-        if rank is not None and config_rank != rank:
-            raise InvalidArtifact(f"rank {rank} disagrees with r={config_rank} in {ADAPTER_CONFIG}")
-        rank = config_rank
-        config_alpha = config.get("lora_alpha")
-        if alpha is None and isinstance(config_alpha, int | float) and not isinstance(
-            config_alpha, bool
-        ):
-            alpha = json_safe(float(min(config_alpha, 1e300)))  # a Float column holds it
-            alpha = alpha if alpha is not None and alpha > 0 else None
-        if not targets and isinstance(config.get("target_modules"), list):
-            targets = [str(t) for t in config["target_modules"]]
-    else:
-        names = {ref.name for ref in files}
-        if "config.json" not in names or not any(n.endswith(".safetensors") for n in names):
-            raise InvalidArtifact(
-                "a full model needs config.json and its weights as .safetensors; "
-                f"got {sorted(names)}"
-            )
-        rank = alpha = None
-
+    checked = check_adapter_files(
+        store, result.kind, result.files, rank=result.rank, alpha=result.alpha,
+        target_modules=result.target_modules,
+    )
     parent = job_row.parent_adapter_id
     if parent and session.get(models.Adapter, parent) is None:
         log.warning("job %s continued from adapter %s, which is gone", job_row.id, parent)
         parent = None
     name = adapter_name_for(job_row)
-    row = models.Adapter(
-        id=new_id("ad"),
-        name=name,
-        project=job_row.project,
-        version=_next_version(session, job_row.project, name),
-        kind=result.kind,
-        base_model=spec.get("model_path", ""),
-        base_fingerprint=result.base_fingerprint,
-        rank=rank,
-        alpha=alpha,
-        target_modules=targets,
-        job_id=job_row.id,
-        parent_adapter_id=parent,
+    row = insert_adapter(
+        session, checked, project=job_row.project, name=name, kind=result.kind,
+        base_model=spec.get("model_path", ""), source="job", job_id=job_row.id,
+        parent_adapter_id=parent, base_fingerprint=result.base_fingerprint,
         metrics=result.metrics,
-        created_at=utcnow(),
-    )
-    session.add(row)
-    session.flush()
-    session.add_all(
-        models.AdapterFile(adapter_id=row.id, name=f.name, sha256=f.sha256, size=f.size)
-        for f in files
     )
     job_row.adapter_id = row.id
     session.flush()

@@ -22,12 +22,17 @@ from service.schemas.jobs import (
 )
 from service.schemas.registry import (
     Adapter,
+    AdapterPatch,
     AdapterResult,
     Alias,
     AliasUpdate,
     Checkpoint,
+    ExportedAdapter,
+    ExportedAlias,
     FileRef,
     LineageEntry,
+    RegistryImport,
+    RegistryManifest,
 )
 from service.schemas.worker import (
     CheckpointUpload,
@@ -47,7 +52,8 @@ from service.schemas.worker import (
 
 __all__ = [
     "ACTIVE_STATES", "MAX_BIGINT", "MAX_INT", "MIN_BIGINT", "TERMINAL_STATES", "TRANSITIONS",
-    "Adapter", "AdapterResult", "Alias", "AliasUpdate", "Checkpoint", "CheckpointUpload",
+    "Adapter", "AdapterPatch", "AdapterResult", "Alias", "AliasUpdate", "Checkpoint",
+    "CheckpointUpload", "ExportedAdapter", "ExportedAlias", "RegistryImport", "RegistryManifest",
     "Claim", "ClaimRequest", "Dataset", "FileRef", "HeartbeatReply", "Job", "JobError",
     "JobEvent", "JobFailure", "JobInputs", "JobState", "Lease", "LineageEntry", "LoraSource",
     "NewToken", "Page", "Progress", "Release", "Report", "ResumePoint", "Role", "SourceFile",
