@@ -11,7 +11,7 @@ from __future__ import annotations
 RLINF_IGNORED_KEYS: dict[str, frozenset[str]] = {
     "actor": frozenset({
         "group_name", "training_backend", "mcore_gpu", "enable_offload", "eval_batch_size",
-        "checkpoint_load_path", "checkpoint_save_path", "fsdp_config", "megatron", "tokenizer",
+        "checkpoint_load_path", "checkpoint_save_path", "megatron", "tokenizer",
         "seq_length", "offload_optimizer", "offload_weight", "offload_grad",
         "enable_dp_load_balance", "calculate_flops", "calculate_entropy", "entropy_op_type",
         "use_dynamic_batch_size", "max_tokens_per_mbs", "sync_weight_no_wait",
@@ -20,8 +20,17 @@ RLINF_IGNORED_KEYS: dict[str, frozenset[str]] = {
     "actor.model": frozenset({
         "model_type", "sharding_strategy", "add_value_head", "vocab_size", "hidden_size",
         "num_action_chunks", "action_dim", "policy_setup", "use_proprio", "unnorm_key",
-        "num_steps", "attn_implementation", "gradient_checkpointing", "tokenizer_path",
+        "num_steps", "attn_implementation", "tokenizer_path",
         "header", "value_type", "use_fast_tokenizer", "trust_remote_code", "use_liger_kernel",
+    }),
+    # RLinf's FSDP options beyond gradient_checkpointing and mixed_precision (which are applied);
+    # sharding_strategy waits for multi-device training.
+    "actor.fsdp_config": frozenset({
+        "strategy", "sharding_strategy", "cpu_offload", "offload_pin_memory",
+        "reshard_after_forward", "enable_gradient_accumulation", "forward_prefetch",
+        "limit_all_gathers", "backward_prefetch", "use_orig_params", "use_liger_kernel",
+        "wrappers", "mixed_precision_policies", "mixed_precision_rules", "amp_autocast",
+        "grad_scaler",
     }),
     "actor.optim": frozenset({
         "optimizer", "lr_decay_style", "min_lr", "min_lr_rate", "lr_warmup_fraction",
@@ -31,7 +40,7 @@ RLINF_IGNORED_KEYS: dict[str, frozenset[str]] = {
     }),
     "data": frozenset({
         "num_workers", "max_prompt_length", "filter_prompt_by_length", "rollout_batch_size",
-        "val_rollout_batch_size", "dataset_name", "apply_chat_template", "chat_template",
+        "val_rollout_batch_size", "dataset_name", "chat_template",
         "tokenizer", "image_keys", "choice_key", "solution_key", "lazy_loading",
     }),
     "runner": frozenset({

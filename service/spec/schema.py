@@ -20,6 +20,19 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
 
 
+Precision = Literal["fp32", "bf16", "fp16"]
+# RLinf writes dtypes as `bf16`; torch's names are accepted too and stored as RLinf's.
+_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def _dtype_name(value: Any) -> Any:
+    return _DTYPE_NAMES.get(value, value) if isinstance(value, str) else value
+
+
+def _none_as_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
 class ModelSpec(Section):
     """`actor.model`: the base model and how it is fine-tuned."""
 
@@ -49,8 +62,18 @@ class ModelSpec(Section):
         min_length=1,
         description="Module-name suffixes to wrap; defaults to RLinf's list.",
     )
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "bf16", description="Autocast precision on CUDA; CPU training always runs in fp32."
+    precision: Precision | None = Field(
+        None,
+        description="Training precision: for LoRA the frozen base weights are held in it (LoRA "
+        "weights and AdamW state stay fp32); full fine-tuning keeps fp32 master weights and "
+        "computes in it under autocast; fp16 uses a grad scaler. Honoured on CPU too. null: bf16 "
+        "on a CUDA device that supports it, else fp32. "
+        "`actor.fsdp_config.mixed_precision.param_dtype` wins when set.",
+    )
+    gradient_checkpointing: bool | None = Field(
+        None,
+        description="Activation checkpointing (recompute each layer in backward). On when this "
+        "or `actor.fsdp_config.gradient_checkpointing` is true.",
     )
 
     @field_validator("lora_path")
@@ -84,6 +107,41 @@ class ModelSpec(Section):
         return value
 
 
+class MixedPrecisionSpec(Section):
+    """`actor.fsdp_config.mixed_precision`: the dtypes of parameters, gradients and buffers."""
+
+    param_dtype: Precision | None = Field(
+        None,
+        description="dtype the frozen base weights are held in (LoRA) or computed in (full "
+        "fine-tuning, under autocast over fp32 master weights); wins over actor.model.precision.",
+    )
+    reduce_dtype: Precision | None = Field(
+        None,
+        description="dtype of the gradient reduction across devices; on one device gradients "
+        "accumulate in fp32 whatever it says.",
+    )
+    buffer_dtype: Precision | None = Field(
+        None, description="dtype floating-point buffers (e.g. rotary frequencies) are cast to."
+    )
+
+    _names = field_validator("param_dtype", "reduce_dtype", "buffer_dtype", mode="before")(
+        classmethod(lambda cls, v: _dtype_name(v))
+    )
+
+
+class FsdpConfigSpec(Section):
+    """`actor.fsdp_config`: the memory settings of RLinf's FSDP config that loraplane applies."""
+
+    gradient_checkpointing: bool | None = Field(
+        None, description="Activation checkpointing; see actor.model.gradient_checkpointing."
+    )
+    mixed_precision: MixedPrecisionSpec = Field(default_factory=MixedPrecisionSpec)
+
+    _mixed_null = field_validator("mixed_precision", mode="before")(
+        classmethod(lambda cls, v: _none_as_empty(v))
+    )
+
+
 class OptimSpec(Section):
     """`actor.optim`: AdamW and its learning-rate schedule."""
 
@@ -110,6 +168,11 @@ class ActorSpec(Section):
     seed: int = 42
     model: ModelSpec
     optim: OptimSpec = Field(default_factory=OptimSpec)
+    fsdp_config: FsdpConfigSpec = Field(default_factory=FsdpConfigSpec)
+
+    _fsdp_null = field_validator("fsdp_config", mode="before")(
+        classmethod(lambda cls, v: _none_as_empty(v))
+    )
 
     @model_validator(mode="after")
     def _accumulation(self) -> ActorSpec:
@@ -134,7 +197,9 @@ def _paths(value: Any) -> Any:
 class DataSpec(Section):
     """`data`: supervised fine-tuning pairs."""
 
-    type: Literal["llm"] = Field("llm", description="`llm`: SFT of a causal LM on prompt/answer pairs.")
+    type: Literal["llm"] = Field(
+        "llm", description="`llm`: SFT of a causal LM on prompt/answer pairs or conversations."
+    )
     train_data_paths: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=lambda: ["demo"],
         min_length=1,
@@ -145,7 +210,28 @@ class DataSpec(Section):
     answer_key: str = Field("answer", min_length=1)
     max_length: int = Field(1024, ge=8, description="Tokens per sample; longer ones are truncated.")
     max_samples: int = Field(-1, description="-1: all samples.")
-    append_eos: bool = True
+    append_eos: bool = Field(
+        True, description="End each answer with the tokenizer's eos (plain pairs; a chat "
+        "template ends turns its own way)."
+    )
+    apply_chat_template: bool = Field(
+        False,
+        description="Wrap prompt/answer pairs in the base tokenizer's chat template (a user turn "
+        "and an assistant turn); the loss is on the assistant part only.",
+    )
+    messages_key: str = Field(
+        "messages",
+        min_length=1,
+        description="Rows holding this key are OpenAI-style conversations (a list of "
+        "{role: system|user|assistant, content}), rendered with the chat template; the loss is "
+        "on every assistant turn.",
+    )
+    group_by_length: bool = Field(
+        True,
+        description="Form each optimizer step's batch from samples of similar length (within "
+        "groups of 50 steps' samples, deterministic for data.seed), so padding stays a small "
+        "share of the tokens; false: plain shuffled order.",
+    )
     shuffle: bool = True
     seed: int = 42
 

@@ -95,9 +95,15 @@ def test_whole_rlinf_sft_config_submits_unchanged(client: TestClient, settings):
     job = response.json()
     for section in ["algorithm", "cluster", "critic", "defaults", "hydra", "reward"]:
         assert section in job["ignored_keys"]
-    for key in ["actor.fsdp_config", "actor.group_name", "actor.model.model_type",
-                "runner.logger", "runner.output_dir", "data.num_workers"]:
+    for key in ["actor.fsdp_config.sharding_strategy", "actor.group_name",
+                "actor.model.model_type", "runner.logger", "runner.output_dir", "data.num_workers"]:
         assert key in job["ignored_keys"]
+    applied = ["actor.fsdp_config.gradient_checkpointing", "actor.fsdp_config.mixed_precision"]
+    assert not [key for key in job["ignored_keys"] if key.startswith(tuple(applied))]
+    assert job["spec"]["actor"]["fsdp_config"] == {
+        "gradient_checkpointing": True,
+        "mixed_precision": {"param_dtype": "bf16", "reduce_dtype": "fp32", "buffer_dtype": "bf16"},
+    }
     spec = job["spec"]
     assert spec["actor"]["model"]["is_lora"] is True
     assert spec["actor"]["model"]["lora_rank"] == 32

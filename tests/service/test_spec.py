@@ -231,7 +231,7 @@ def test_rlinf_keys_and_unused_sections_are_ignored_and_reported_sorted() -> Non
     document = {
         "hydra": {"run": {"dir": "."}},
         "defaults": ["_self_"],
-        "actor": {"model": {**MODEL, "model_type": "qwen2"}, "fsdp_config": {"x": 1},
+        "actor": {"model": {**MODEL, "model_type": "qwen2"}, "fsdp_config": {"strategy": "fsdp"},
                   "optim": {"optimizer": "adam", "lr": 0.01}},
         "data": {"num_workers": 2},
         "runner": {"logger": {"project_name": "p"}, "max_steps": 3},
@@ -239,7 +239,7 @@ def test_rlinf_keys_and_unused_sections_are_ignored_and_reported_sorted() -> Non
     }
     parsed = parse_spec(document)
     assert parsed.ignored_keys == [
-        "actor.fsdp_config", "actor.model.model_type", "actor.optim.optimizer",
+        "actor.fsdp_config.strategy", "actor.model.model_type", "actor.optim.optimizer",
         "data.num_workers", "defaults", "hydra", "runner.logger", "runnner",
     ]
     assert parsed.spec.actor.optim.lr == 0.01 and parsed.spec.runner.max_steps == 3

@@ -6,7 +6,6 @@ training state in `checkpoint`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import shutil
@@ -15,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from loraplane_client.models import JobSpec
 from peft import PeftModel
 
 from worker.trainer import checkpoint as ckpt
 from worker.trainer import model as models
-from worker.trainer.data import IGNORE_INDEX, Example, collate, epoch_order, load_examples
+from worker.trainer.data import Example, collate, epoch_order, load_examples
 from worker.trainer.errors import UserError
 from worker.trainer.files import base_fingerprint
 from worker.trainer.hooks import TrainingHooks, TrainingInputs, TrainingResult
+from worker.trainer.loss import ChunkedLoss
+from worker.trainer.precision import gradient_checkpointing_asked, plan_precision
 from worker.trainer.schedule import make_optimizer
 
 logger = logging.getLogger(__name__)
@@ -62,25 +62,10 @@ class TrainingSession:
         logger.info("%s", message)
         self.hooks.log(message)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def _choose_precision(self) -> None:
-        precision = self.spec.actor.model.precision
-        self.amp_dtype: torch.dtype | None = None
-        if self.device.type != "cuda":
-            if precision != "fp32":
-                self._note(
-                    f"{self.device.type} training runs in fp32; precision {str(precision)!r} "
-                    "ignored"
-                )
-            return
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            self._note("this GPU has no bf16 support; training in fp32 instead")
-            return
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.plan = plan_precision(self.spec, self.device)
+        for line in self.plan.notes:
+            self._note(line)
 
     # ------------------------------------------------------------------ set-up
 
@@ -115,6 +100,7 @@ class TrainingSession:
             init_adapter_dir=self.init_adapter_dir,
             resume_dir=self.resume_dir if resume_state else None,
             note=self._note,
+            base_dtype=self.plan.base_dtype,
         )
 
     def _read_resume_state(self) -> dict[str, Any] | None:
@@ -134,20 +120,12 @@ class TrainingSession:
         return [collate(examples[i : i + size], self.pad_id) for i in range(0, len(examples), size)]
 
     def _loss_sum(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Summed cross-entropy over answer tokens of one micro-batch."""
+        """Summed cross-entropy over answer tokens of one micro-batch (in chunks: `loss`)."""
         input_ids = batch["input_ids"].to(self.device, non_blocking=True)
         attention_mask = batch["attention_mask"].to(self.device, non_blocking=True)
         labels = batch["labels"].to(self.device, non_blocking=True)
-        with self._autocast():
-            logits = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-            ).logits
-        return F.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-            labels[:, 1:].reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        )
+        with self.plan.autocast():
+            return self.loss(input_ids, attention_mask, labels)
 
     def _train_step(self, examples: list[Example]) -> dict[str, float]:
         started = time.perf_counter()
@@ -233,6 +211,7 @@ class TrainingSession:
                     "data_seed": self.spec.data.seed,
                     "scheduler": self.scheduler.state_dict(),
                     "grad_scaler": self.scaler.state_dict() if self.scaler else None,
+                    "precision": self.plan.name,
                     "metrics": self.metrics,
                     "last_val_step": self._last_val_step,
                     "val_loss": self._val_loss,
@@ -258,6 +237,10 @@ class TrainingSession:
         if self.scaler and state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
         ckpt.load_rng(self.resume_dir)
+        saved = state.get("precision")
+        if saved is not None and saved != self.plan.name:
+            self._note(f"the checkpoint was trained in {saved}; this attempt trains in "
+                       f"{self.plan.name}")
         self.metrics = dict(state.get("metrics") or {})
         self._last_val_step = int(state.get("last_val_step", -1))
         self._val_loss = state.get("val_loss")
@@ -308,7 +291,19 @@ class TrainingSession:
         if self.device.type == "cuda":
             torch.cuda.manual_seed_all(actor.seed)
         self.model = self._build_model(resume_state).to(self.device)
+        self.plan.cast_buffers(self.model)
+        self.gradient_checkpointing = gradient_checkpointing_asked(spec)
+        if self.gradient_checkpointing:
+            models.enable_gradient_checkpointing(self.model)
         self.model.train()
+        self.loss = ChunkedLoss(self.model)
+        probe = self._micro_batches(self.train_examples[:1])[0]
+        with self.plan.autocast():
+            fallback = self.loss.check(
+                probe["input_ids"].to(self.device), probe["attention_mask"].to(self.device)
+            )
+        if fallback:
+            self._note(fallback)
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.param_names = [n for n, _ in named]
         self.params = [p for _, p in named]
@@ -326,9 +321,8 @@ class TrainingSession:
         self.optimizer, self.scheduler = make_optimizer(
             self.params, actor.optim, self.total_steps
         )
-        self.scaler = (
-            torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
-        )
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.plan.grad_scaler else None
+        self._note("applied: " + self._applied())
         step = self._restore(resume_state) if resume_state else 0
         self._note(
             f"training {self.total_steps - step} steps ({len(self.train_examples)} samples, "
@@ -336,6 +330,14 @@ class TrainingSession:
             f"{actor.micro_batch_size})"
         )
         return step
+
+    def _applied(self) -> str:
+        """What this run does with the memory settings, for the job's events."""
+        parts = [self.plan.describe()]
+        parts.append(f"gradient checkpointing {'on' if self.gradient_checkpointing else 'off'}")
+        if self.loss.chunked:
+            parts.append(f"loss in chunks of {self.loss.chunk} tokens")
+        return "; ".join(parts)
 
     def run(self) -> TrainingResult:
         """Train to the end, or until a stop request; write the output or a handback checkpoint."""

@@ -82,12 +82,12 @@ def load_tokenizer(model_dir: Path) -> Any:
         ) from exc
 
 
-def load_causal_lm(model_dir: Path) -> PreTrainedModel:
-    """A causal LM in fp32 from safetensors only (never a pickle), offline."""
+def load_causal_lm(model_dir: Path, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """A causal LM in `dtype` from safetensors only (never a pickle), offline."""
     try:
         with _quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), local_files_only=True, use_safetensors=True, dtype=torch.float32
+                str(model_dir), local_files_only=True, use_safetensors=True, dtype=dtype
             )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(
@@ -322,6 +322,36 @@ def write_full_model(model: PreTrainedModel, tokenizer: Any, directory: Path) ->
         raise RuntimeError(f"save_pretrained wrote a pickle file {pickled}")
 
 
+def _trainable_in_fp32(model: nn.Module) -> nn.Module:
+    """Trainable weights (LoRA, or a full model's masters) in fp32, whatever the base dtype."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    return model
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each decoder layer in backward (non-reentrant, so dropout RNG is replayed).
+
+    A LoRA model's embeddings are frozen: their output is made to require grad, so the
+    checkpointed layers see an input that requires grad, as peft needs."""
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise UserError(
+            f"{type(base).__name__} does not support gradient checkpointing; set "
+            "actor.fsdp_config.gradient_checkpointing and actor.model.gradient_checkpointing "
+            "to false",
+            code="invalid_spec",
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if isinstance(model, PeftModel):
+        base.enable_input_require_grads()
+
+
 def build_model(
     model_spec: ModelSpec,
     *,
@@ -329,16 +359,20 @@ def build_model(
     init_adapter_dir: Path | None,
     resume_dir: Path | None,
     note: Callable[[str], None],
+    base_dtype: torch.dtype = torch.float32,
 ) -> nn.Module:
     """The model a run trains: the full model, a new LoRA adapter on the base, or the adapter
-    to continue (`resume_dir`, a checkpoint of this job, wins over `init_adapter_dir`)."""
+    to continue (`resume_dir`, a checkpoint of this job, wins over `init_adapter_dir`).
+
+    LoRA: the base is loaded in `base_dtype`, the LoRA weights are fp32. Full fine-tuning
+    always loads fp32 master weights."""
     if not model_spec.is_lora:
         if init_adapter_dir is not None:
             raise UserError("an adapter to continue from needs is_lora: true", code="invalid_spec")
         model = load_causal_lm(resume_dir or base_model_dir)
         model.requires_grad_(True)
         return model
-    base = load_causal_lm(base_model_dir)
+    base = load_causal_lm(base_model_dir, base_dtype)
     source = resume_dir or init_adapter_dir
     if source is not None:
         model = load_lora(base, source)
@@ -348,14 +382,16 @@ def build_model(
                 f"continuing adapter keeps its own rank {config.r} "
                 f"(spec said {model_spec.lora_rank})"
             )
-        return model
+        return _trainable_in_fp32(model)
     if model_spec.lora_rank is None:
         raise UserError("lora_rank is required to start a new adapter", code="invalid_spec")
     rank = model_spec.lora_rank
-    return attach_new_lora(
-        base,
-        rank=rank,
-        alpha=model_spec.lora_alpha if model_spec.lora_alpha is not None else rank,
-        dropout=model_spec.lora_dropout,
-        target_modules=model_spec.target_modules or DEFAULT_TARGET_MODULES,
+    return _trainable_in_fp32(
+        attach_new_lora(
+            base,
+            rank=rank,
+            alpha=model_spec.lora_alpha if model_spec.lora_alpha is not None else rank,
+            dropout=model_spec.lora_dropout,
+            target_modules=model_spec.target_modules or DEFAULT_TARGET_MODULES,
+        )
     )

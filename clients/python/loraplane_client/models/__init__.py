@@ -20,6 +20,7 @@ from .data_spec import DataSpec
 from .dataset import Dataset
 from .field_problem import FieldProblem
 from .file_ref import FileRef
+from .fsdp_config_spec import FsdpConfigSpec
 from .healthz_response_healthz import HealthzResponseHealthz
 from .heartbeat_reply import HeartbeatReply
 from .job import Job
@@ -34,8 +35,12 @@ from .lineage_entry import LineageEntry
 from .list_adapters_kind_type_0 import ListAdaptersKindType0
 from .lora_source import LoraSource
 from .lora_source_kind import LoraSourceKind
+from .mixed_precision_spec import MixedPrecisionSpec
+from .mixed_precision_spec_buffer_dtype_type_0 import MixedPrecisionSpecBufferDtypeType0
+from .mixed_precision_spec_param_dtype_type_0 import MixedPrecisionSpecParamDtypeType0
+from .mixed_precision_spec_reduce_dtype_type_0 import MixedPrecisionSpecReduceDtypeType0
 from .model_spec import ModelSpec
-from .model_spec_precision import ModelSpecPrecision
+from .model_spec_precision_type_0 import ModelSpecPrecisionType0
 from .new_token import NewToken
 from .optim_spec import OptimSpec
 from .optim_spec_lr_scheduler import OptimSpecLrScheduler
@@ -80,6 +85,7 @@ __all__ = (
     "Dataset",
     "FieldProblem",
     "FileRef",
+    "FsdpConfigSpec",
     "HealthzResponseHealthz",
     "HeartbeatReply",
     "Job",
@@ -94,8 +100,12 @@ __all__ = (
     "ListAdaptersKindType0",
     "LoraSource",
     "LoraSourceKind",
+    "MixedPrecisionSpec",
+    "MixedPrecisionSpecBufferDtypeType0",
+    "MixedPrecisionSpecParamDtypeType0",
+    "MixedPrecisionSpecReduceDtypeType0",
     "ModelSpec",
-    "ModelSpecPrecision",
+    "ModelSpecPrecisionType0",
     "NewToken",
     "OptimSpec",
     "OptimSpecLrScheduler",

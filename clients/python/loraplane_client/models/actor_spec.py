@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.fsdp_config_spec import FsdpConfigSpec
     from ..models.model_spec import ModelSpec
     from ..models.optim_spec import OptimSpec
 
@@ -21,6 +22,8 @@ class ActorSpec:
 
     Attributes:
         model (ModelSpec): `actor.model`: the base model and how it is fine-tuned.
+        fsdp_config (FsdpConfigSpec | Unset): `actor.fsdp_config`: the memory settings of RLinf's FSDP config that
+            loraplane applies.
         global_batch_size (int | None | Unset): Samples per optimizer step (a multiple of micro_batch_size).
         micro_batch_size (int | Unset): Samples per forward/backward pass. Default: 1.
         optim (OptimSpec | Unset): `actor.optim`: AdamW and its learning-rate schedule.
@@ -28,6 +31,7 @@ class ActorSpec:
     """
 
     model: ModelSpec
+    fsdp_config: FsdpConfigSpec | Unset = UNSET
     global_batch_size: int | None | Unset = UNSET
     micro_batch_size: int | Unset = 1
     optim: OptimSpec | Unset = UNSET
@@ -35,6 +39,10 @@ class ActorSpec:
 
     def to_dict(self) -> dict[str, Any]:
         model = self.model.to_dict()
+
+        fsdp_config: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.fsdp_config, Unset):
+            fsdp_config = self.fsdp_config.to_dict()
 
         global_batch_size: int | None | Unset
         if isinstance(self.global_batch_size, Unset):
@@ -57,6 +65,8 @@ class ActorSpec:
                 "model": model,
             }
         )
+        if fsdp_config is not UNSET:
+            field_dict["fsdp_config"] = fsdp_config
         if global_batch_size is not UNSET:
             field_dict["global_batch_size"] = global_batch_size
         if micro_batch_size is not UNSET:
@@ -70,11 +80,19 @@ class ActorSpec:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.fsdp_config_spec import FsdpConfigSpec
         from ..models.model_spec import ModelSpec
         from ..models.optim_spec import OptimSpec
 
         d = dict(src_dict)
         model = ModelSpec.from_dict(d.pop("model"))
+
+        _fsdp_config = d.pop("fsdp_config", UNSET)
+        fsdp_config: FsdpConfigSpec | Unset
+        if isinstance(_fsdp_config, Unset):
+            fsdp_config = UNSET
+        else:
+            fsdp_config = FsdpConfigSpec.from_dict(_fsdp_config)
 
         def _parse_global_batch_size(data: object) -> int | None | Unset:
             if data is None:
@@ -98,6 +116,7 @@ class ActorSpec:
 
         actor_spec = cls(
             model=model,
+            fsdp_config=fsdp_config,
             global_batch_size=global_batch_size,
             micro_batch_size=micro_batch_size,
             optim=optim,

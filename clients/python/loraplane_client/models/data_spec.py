@@ -16,22 +16,35 @@ class DataSpec:
 
     Attributes:
         answer_key (str | Unset):  Default: 'answer'.
-        append_eos (bool | Unset):  Default: True.
+        append_eos (bool | Unset): End each answer with the tokenizer's eos (plain pairs; a chat template ends turns its
+            own way). Default: True.
+        apply_chat_template (bool | Unset): Wrap prompt/answer pairs in the base tokenizer's chat template (a user turn
+            and an assistant turn); the loss is on the assistant part only. Default: False.
+        group_by_length (bool | Unset): Form each optimizer step's batch from samples of similar length (within groups
+            of 50 steps' samples, deterministic for data.seed), so padding stays a small share of the tokens; false: plain
+            shuffled order. Default: True.
         max_length (int | Unset): Tokens per sample; longer ones are truncated. Default: 1024.
         max_samples (int | Unset): -1: all samples. Default: -1.
+        messages_key (str | Unset): Rows holding this key are OpenAI-style conversations (a list of {role:
+            system|user|assistant, content}), rendered with the chat template; the loss is on every assistant turn. Default:
+            'messages'.
         prompt_key (str | Unset):  Default: 'prompt'.
         seed (int | Unset):  Default: 42.
         shuffle (bool | Unset):  Default: True.
         train_data_paths (list[str] | Unset): Dataset ids (`ds_...`), worker-local JSONL paths, or `demo` (the bundled
             set).
-        type_ (Literal['llm'] | Unset): `llm`: SFT of a causal LM on prompt/answer pairs. Default: 'llm'.
+        type_ (Literal['llm'] | Unset): `llm`: SFT of a causal LM on prompt/answer pairs or conversations. Default:
+            'llm'.
         val_data_paths (list[str] | None | Unset):
     """
 
     answer_key: str | Unset = "answer"
     append_eos: bool | Unset = True
+    apply_chat_template: bool | Unset = False
+    group_by_length: bool | Unset = True
     max_length: int | Unset = 1024
     max_samples: int | Unset = -1
+    messages_key: str | Unset = "messages"
     prompt_key: str | Unset = "prompt"
     seed: int | Unset = 42
     shuffle: bool | Unset = True
@@ -44,9 +57,15 @@ class DataSpec:
 
         append_eos = self.append_eos
 
+        apply_chat_template = self.apply_chat_template
+
+        group_by_length = self.group_by_length
+
         max_length = self.max_length
 
         max_samples = self.max_samples
+
+        messages_key = self.messages_key
 
         prompt_key = self.prompt_key
 
@@ -76,10 +95,16 @@ class DataSpec:
             field_dict["answer_key"] = answer_key
         if append_eos is not UNSET:
             field_dict["append_eos"] = append_eos
+        if apply_chat_template is not UNSET:
+            field_dict["apply_chat_template"] = apply_chat_template
+        if group_by_length is not UNSET:
+            field_dict["group_by_length"] = group_by_length
         if max_length is not UNSET:
             field_dict["max_length"] = max_length
         if max_samples is not UNSET:
             field_dict["max_samples"] = max_samples
+        if messages_key is not UNSET:
+            field_dict["messages_key"] = messages_key
         if prompt_key is not UNSET:
             field_dict["prompt_key"] = prompt_key
         if seed is not UNSET:
@@ -102,9 +127,15 @@ class DataSpec:
 
         append_eos = d.pop("append_eos", UNSET)
 
+        apply_chat_template = d.pop("apply_chat_template", UNSET)
+
+        group_by_length = d.pop("group_by_length", UNSET)
+
         max_length = d.pop("max_length", UNSET)
 
         max_samples = d.pop("max_samples", UNSET)
+
+        messages_key = d.pop("messages_key", UNSET)
 
         prompt_key = d.pop("prompt_key", UNSET)
 
@@ -138,8 +169,11 @@ class DataSpec:
         data_spec = cls(
             answer_key=answer_key,
             append_eos=append_eos,
+            apply_chat_template=apply_chat_template,
+            group_by_length=group_by_length,
             max_length=max_length,
             max_samples=max_samples,
+            messages_key=messages_key,
             prompt_key=prompt_key,
             seed=seed,
             shuffle=shuffle,

@@ -5,7 +5,7 @@ from typing import Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 
-from ..models.model_spec_precision import ModelSpecPrecision
+from ..models.model_spec_precision_type_0 import ModelSpecPrecisionType0
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ModelSpec")
@@ -18,28 +18,39 @@ class ModelSpec:
     Attributes:
         model_path (str): HF-format model folder: an absolute path on the workers, or a bare name looked up in the
             workers' models directory (e.g. `demo-tiny-llama`).
+        gradient_checkpointing (bool | None | Unset): Activation checkpointing (recompute each layer in backward). On
+            when this or `actor.fsdp_config.gradient_checkpointing` is true.
         is_lora (bool | Unset): true: LoRA fine-tuning; false: full fine-tuning. Default: False.
         lora_alpha (float | int | None | Unset): LoRA scaling numerator; defaults to lora_rank.
         lora_dropout (float | Unset): Dropout on the LoRA input. Default: 0.0.
         lora_path (None | str | Unset): Adapter to continue from (registry reference, checkpoint, or allowed worker-
             local folder); null starts a new adapter.
         lora_rank (int | None | Unset): Rank r of the LoRA A/B matrices (>= 1); ignored when is_lora is false.
-        precision (ModelSpecPrecision | Unset): Autocast precision on CUDA; CPU training always runs in fp32. Default:
-            ModelSpecPrecision.BF16.
+        precision (ModelSpecPrecisionType0 | None | Unset): Training precision: for LoRA the frozen base weights are
+            held in it (LoRA weights and AdamW state stay fp32); full fine-tuning keeps fp32 master weights and computes in
+            it under autocast; fp16 uses a grad scaler. Honoured on CPU too. null: bf16 on a CUDA device that supports it,
+            else fp32. `actor.fsdp_config.mixed_precision.param_dtype` wins when set.
         target_modules (list[str] | None | Unset): Module-name suffixes to wrap; defaults to RLinf's list.
     """
 
     model_path: str
+    gradient_checkpointing: bool | None | Unset = UNSET
     is_lora: bool | Unset = False
     lora_alpha: float | int | None | Unset = UNSET
     lora_dropout: float | Unset = 0.0
     lora_path: None | str | Unset = UNSET
     lora_rank: int | None | Unset = UNSET
-    precision: ModelSpecPrecision | Unset = ModelSpecPrecision.BF16
+    precision: ModelSpecPrecisionType0 | None | Unset = UNSET
     target_modules: list[str] | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         model_path = self.model_path
+
+        gradient_checkpointing: bool | None | Unset
+        if isinstance(self.gradient_checkpointing, Unset):
+            gradient_checkpointing = UNSET
+        else:
+            gradient_checkpointing = self.gradient_checkpointing
 
         is_lora = self.is_lora
 
@@ -63,9 +74,13 @@ class ModelSpec:
         else:
             lora_rank = self.lora_rank
 
-        precision: str | Unset = UNSET
-        if not isinstance(self.precision, Unset):
+        precision: None | str | Unset
+        if isinstance(self.precision, Unset):
+            precision = UNSET
+        elif isinstance(self.precision, ModelSpecPrecisionType0):
             precision = self.precision.value
+        else:
+            precision = self.precision
 
         target_modules: list[str] | None | Unset
         if isinstance(self.target_modules, Unset):
@@ -83,6 +98,8 @@ class ModelSpec:
                 "model_path": model_path,
             }
         )
+        if gradient_checkpointing is not UNSET:
+            field_dict["gradient_checkpointing"] = gradient_checkpointing
         if is_lora is not UNSET:
             field_dict["is_lora"] = is_lora
         if lora_alpha is not UNSET:
@@ -104,6 +121,17 @@ class ModelSpec:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         d = dict(src_dict)
         model_path = d.pop("model_path")
+
+        def _parse_gradient_checkpointing(data: object) -> bool | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(bool | None | Unset, data)
+
+        gradient_checkpointing = _parse_gradient_checkpointing(
+            d.pop("gradient_checkpointing", UNSET)
+        )
 
         is_lora = d.pop("is_lora", UNSET)
 
@@ -136,12 +164,22 @@ class ModelSpec:
 
         lora_rank = _parse_lora_rank(d.pop("lora_rank", UNSET))
 
-        _precision = d.pop("precision", UNSET)
-        precision: ModelSpecPrecision | Unset
-        if isinstance(_precision, Unset):
-            precision = UNSET
-        else:
-            precision = ModelSpecPrecision(_precision)
+        def _parse_precision(data: object) -> ModelSpecPrecisionType0 | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                precision_type_0 = ModelSpecPrecisionType0(data)
+
+                return precision_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ModelSpecPrecisionType0 | None | Unset, data)
+
+        precision = _parse_precision(d.pop("precision", UNSET))
 
         def _parse_target_modules(data: object) -> list[str] | None | Unset:
             if data is None:
@@ -162,6 +200,7 @@ class ModelSpec:
 
         model_spec = cls(
             model_path=model_path,
+            gradient_checkpointing=gradient_checkpointing,
             is_lora=is_lora,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,

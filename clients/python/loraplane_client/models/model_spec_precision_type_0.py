@@ -1,7 +1,7 @@
 from enum import StrEnum
 
 
-class ModelSpecPrecision(StrEnum):
+class ModelSpecPrecisionType0(StrEnum):
     BF16 = "bf16"
     FP16 = "fp16"
     FP32 = "fp32"
