@@ -49,8 +49,8 @@ def test_null_sections_of_rlinf_defaults_are_accepted() -> None:
 
 @pytest.mark.parametrize(("fsdp", "message"), [
     ({"gradient_checkpoiting": True},
-     "unknown key 'gradient_checkpoiting' in actor.fsdp_config; "
-     "did you mean 'gradient_checkpointing'?"),
+     ("unknown key 'gradient_checkpoiting' in actor.fsdp_config; "
+      "did you mean 'gradient_checkpointing'?")),
     ({"mixed_precision": {"param_dtyp": "bf16"}},
      "unknown key 'param_dtyp' in actor.fsdp_config.mixed_precision; did you mean 'param_dtype'?"),
 ])

@@ -34,7 +34,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 def _dtypes(path: Path) -> set[torch.dtype]:
     with safe_open(str(path), framework="pt") as handle:
-        return {handle.get_tensor(name).dtype for name in handle.keys()}
+        return {handle.get_tensor(name).dtype for name in handle.keys()}  # noqa: SIM118
 
 
 def _applied(hooks) -> str:
