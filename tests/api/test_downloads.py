@@ -204,8 +204,13 @@ async def test_missing_and_malformed_blob(client: httpx.AsyncClient) -> None:
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     r = await client.get("/blobs/" + "A" * 64)
     assert r.status_code == 422 and r.json()["code"] == "invalid_sha256"
+    # Encoded slashes split the segment: no route matches, nothing reaches the store.
     r = await client.get("/blobs/..%2F..%2Fetc%2Fpasswd")
-    assert r.status_code in (404, 422)
+    assert r.status_code == 404
+    assert (r.json()["code"], r.json()["detail"]) == ("not_found", "Not Found")
+    # In one segment, a path-like value reaches the handler and is no sha256.
+    r = await client.get("/blobs/..%5C..%5Cetc%5Cpasswd")
+    assert r.status_code == 422 and r.json()["code"] == "invalid_sha256"
 
 
 async def test_content_disposition_is_sanitised(client: httpx.AsyncClient, digest: str) -> None:

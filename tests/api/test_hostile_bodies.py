@@ -166,14 +166,19 @@ def test_out_of_range_cursors_and_event_ids_are_422_not_500(client: TestClient):
     from service.paging import encode_cursor
 
     job = client.post("/jobs", json=TINY).json()
+    events = f"/jobs/{job['id']}/events"
     for value in (10**30, 2**63, -(2**63) - 1, 2**31, True, False, 1e308, None, [], {}):
         cursor = encode_cursor(value)
-        for url in (f"/jobs/{job['id']}/events", "/jobs", f"/jobs/{job['id']}/checkpoints",
-                    "/adapters", "/datasets", "/tokens"):
+        for url in (events, "/jobs", f"/jobs/{job['id']}/checkpoints", "/adapters", "/datasets",
+                    "/tokens"):
             response = client.get(url, params={"cursor": cursor})
-            assert response.status_code in (200, 422), (url, value, response.text)
-            if response.status_code == 422:
-                assert response.json()["code"] == "invalid_cursor", (url, value)
+            if url == events and value == 2**31:
+                # An event id within BIGINT past the last event: a valid cursor, an empty page.
+                assert response.status_code == 200, response.text
+                assert response.json()["items"] == []
+                continue
+            refused(response, 422, "cursor")
+            assert response.json()["code"] == "invalid_cursor", (url, value)
     for event_id in ("9" * 30, str(2**63)):
         response = client.get(f"/jobs/{job['id']}/events", headers={"Last-Event-ID": event_id})
         refused(response, 422, "Last-Event-ID")

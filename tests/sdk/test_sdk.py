@@ -28,6 +28,7 @@ from loraplane_client import (
 )
 from loraplane_client.api.adapters import list_adapters
 from loraplane_client.api.jobs import get_job
+from loraplane_client.api.tokens import list_tokens
 from loraplane_client.models import Adapter, Job
 
 from tests import REPO
@@ -270,31 +271,40 @@ def test_download_refuses_bytes_that_do_not_match_their_sha256(server: LiveServe
 def test_errors_carry_the_problem_details(sdk, server: LiveServer) -> None:
     with pytest.raises(ApiError) as typo:
         submit_spec(sdk, SPEC_YAML.replace("is_lora:", "is_lorra:"))
-    assert typo.value.status == 422 and "is_lora" in typo.value.detail
+    assert (typo.value.status, typo.value.code) == (422, "invalid_spec")
+    assert "did you mean 'is_lora'?" in typo.value.detail
     with pytest.raises(ApiError) as missing:
         ok(get_job.sync_detailed("job_00000000000000000000000000", client=sdk))
     assert missing.value.status == 404 and missing.value.code == "not_found"
     anonymous = connect(server.url, "lp_not_a_token", data_dir=server.data_dir)
     with pytest.raises(ApiError) as refused:
         ok(get_job.sync_detailed("job_x", client=anonymous))
-    assert refused.value.status == 401
+    assert (refused.value.status, refused.value.code) == (401, "unauthorized")
 
 
 def test_connect_finds_the_token(monkeypatch: pytest.MonkeyPatch, server: LiveServer,
                                  tmp_path: Path) -> None:
+    """`connect()` sends the admin token it finds: an admin-only list answers 200 with the
+    bootstrap tokens, which only the admin may see."""
     for name in ("LORAPLANE_TOKEN", "LORAPLANE_ADMIN_TOKEN", "LORAPLANE_SERVER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LORAPLANE_DATA_DIR", str(server.data_dir))  # its admin.token
     monkeypatch.setenv("LORAPLANE_SERVER", server.url)
-    client = connect()
-    assert ok(list_adapters.sync_detailed(client=client)).items is not None
+
+    def token_names() -> set[str]:
+        found = list_tokens.sync_detailed(client=connect())
+        assert found.status_code == 200, found.content
+        return {token.name for token in found.parsed.items}
+
+    bootstrap = token_names()
+    assert {"bootstrap admin", "embedded workers"} <= bootstrap, bootstrap
 
     monkeypatch.setenv("LORAPLANE_DATA_DIR", str(tmp_path))  # no token file there
     with pytest.raises(ApiError) as anonymous:
         ok(list_adapters.sync_detailed(client=connect()))
-    assert anonymous.value.status == 401
+    assert (anonymous.value.status, anonymous.value.code) == (401, "unauthorized")
     monkeypatch.setenv("LORAPLANE_TOKEN", server.admin_token)
-    assert ok(list_adapters.sync_detailed(client=connect())).items is not None
+    assert token_names() == bootstrap
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from service.errors import Conflict, InvalidArtifact
 from service.registry.adapters import delete_adapter
 from service.registry.blobs import collect_garbage, sweep_blobs
 from service.registry.checkpoints import record_checkpoint
+from service.registry.files import validate_file_name
 from service.registry.register import register_adapter
 from service.schemas import AdapterResult, FileRef, JobState
 from tests.factories import lora_files, make_adapter, make_job, put
@@ -234,3 +235,20 @@ def test_collecting_garbage_is_best_effort(state: AppState, monkeypatch: pytest.
         deleted = collect_garbage(session, state.store, blobs)
     assert sorted(deleted) == sorted(set(blobs) - {stuck})
     assert state.store.exists(stuck) and not any(state.store.exists(b) for b in deleted)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("", "must be 1 to 255 characters"),
+    ("x" * 256, "must be 1 to 255 characters"),
+    ("adapter\tconfig.json", "backslash or a control character"),
+    ("D:adapter.json", "is absolute"),
+])
+def test_the_name_check_refuses_what_the_request_schema_lets_through_or_not(name: str,
+                                                                           message: str):
+    """Names HTTP cannot deliver to the check (the schema bounds length) or that no HTTP test
+    sends: the registry's own check still refuses them, naming the name."""
+    with pytest.raises(InvalidArtifact) as info:
+        validate_file_name(name)
+    assert info.value.code == "unsafe_file_name"
+    assert info.value.message.startswith(f"file name {name!r} ") and message in info.value.message
+    assert validate_file_name("x" * 255) == "x" * 255

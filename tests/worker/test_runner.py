@@ -185,7 +185,9 @@ def test_corrupt_upload_is_refused_and_nothing_registered(client: TestClient, se
         {"name": "adapter_config.json", "sha256": claimed_sha, "size": 8},
         {"name": "adapter_model.safetensors", "sha256": "1" * 64, "size": 8}]}
     refused = client.post(f"/worker/jobs/{job['id']}/complete", json=result, headers=header)
-    assert refused.status_code in (409, 422)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "blob_missing"
+    assert "adapter_config.json, adapter_model.safetensors" in refused.json()["detail"]
     assert client.get(f"/jobs/{job['id']}").json()["state"] == "running"
     assert client.get("/adapters").json()["items"] == []
 
