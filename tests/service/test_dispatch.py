@@ -62,6 +62,14 @@ def claim(server: Server) -> Claim | None:
         return claimed
 
 
+def running_job(server: Server, **kwargs) -> Claim:
+    """A job queued (make_job's arguments) and claimed: the claim."""
+    job_id = queue_job(server, **kwargs)
+    claimed = claim(server)
+    assert claimed is not None and claimed.job.id == job_id
+    return claimed
+
+
 def upload(server: Server, claimed: Claim, step: int) -> None:
     """A checkpoint at `step`, uploaded and recorded under the claim's lease."""
     with server.sessions() as session:
@@ -138,9 +146,8 @@ def test_a_claim_whose_lora_source_vanished_fails_that_job_and_claims_the_next(s
 
 
 def test_add_checkpoint_records_under_the_lease_only(server: Server):
-    job_id = queue_job(server)
-    claimed = claim(server)
-    assert claimed is not None
+    claimed = running_job(server)
+    job_id = claimed.job.id
     upload(server, claimed, 3)
     with server.sessions() as session:
         latest = latest_checkpoint(session, job_id)
@@ -155,9 +162,8 @@ def test_add_checkpoint_records_under_the_lease_only(server: Server):
 
 def test_complete_registers_the_adapter_and_prunes_old_checkpoints(server: Server):
     server.settings.checkpoints_keep = 2
-    job_id = queue_job(server, name="bot")
-    claimed = claim(server)
-    assert claimed is not None
+    claimed = running_job(server, name="bot")
+    job_id = claimed.job.id
     for step in (1, 2, 3, 4):
         upload(server, claimed, step)
     with server.sessions() as session:
@@ -191,9 +197,8 @@ def test_complete_registers_the_adapter_and_prunes_old_checkpoints(server: Serve
 
 
 def test_complete_of_a_cancelling_job_ends_cancelled_with_no_adapter(server: Server):
-    job_id = queue_job(server)
-    claimed = claim(server)
-    assert claimed is not None
+    claimed = running_job(server)
+    job_id = claimed.job.id
     upload(server, claimed, 1)
     with server.sessions() as session:
         assert cancel_job(session, job_id).state == JobState.cancelling
