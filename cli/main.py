@@ -13,6 +13,7 @@ from cli.jobs import jobs_app
 from cli.registry import adapters_app, datasets_app
 from cli.submit import submit
 from cli.tokens import tokens_app
+from cli.transfer import export, import_archive
 
 app = typer.Typer(
     name="loraplane",
@@ -26,6 +27,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(tokens_app, name="tokens")
+app.command("export")(export)
+app.command("import")(import_archive)
 app.command()(processes.serve)
 app.command()(processes.migrate)
 app.command()(processes.worker)

@@ -10,7 +10,7 @@ from loraplane_client import download_adapter, ok, resolve_adapter
 from loraplane_client.api.adapters import list_adapters
 from loraplane_client.api.datasets import get_dataset, list_datasets, upload_dataset
 from loraplane_client.models import Adapter, Dataset, ListAdaptersKindType0
-from loraplane_client.types import File
+from loraplane_client.types import UNSET, File
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -69,12 +69,19 @@ def list_(
     base_model: Annotated[str | None, typer.Option(help="Only adapters of this base model.")]
     = None,
     kind: Annotated[ListAdaptersKindType0 | None, typer.Option(help="lora or full.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="KEY:VALUE (or KEY); repeated, all must hold.", show_default=False)]
+    = None,
+    order_by: Annotated[str, typer.Option(
+        help="created_at (newest first), metrics.NAME (ascending) or -metrics.NAME; adapters "
+             "without that metric come last.")] = "created_at",
     limit: LimitOption = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """List adapters, newest first."""
+    """List adapters, newest first (or by a final metric)."""
     page = ok(list_adapters.sync_detailed(client=client(ctx), name=name, base_model=base_model,
-                                          kind=kind, limit=limit))
+                                          kind=kind, tag=tag or UNSET, order_by=order_by,
+                                          limit=limit))
     aliases = any(adapter.aliases for adapter in page.items)  # the column only if used
     columns = ["ID", "ADAPTER", "KIND", "BASE MODEL", "RANK", "LOSS", "AGE"]
     rows = table(*columns, *(["ALIASES"] if aliases else []), wrap=("BASE MODEL", "ALIASES"))
@@ -107,6 +114,9 @@ def _print_adapter(adapter: Adapter) -> None:
         ("lineage", lineage),
         ("aliases", ", ".join(adapter.aliases)),
         ("final loss", _final_loss(adapter)),
+        ("source", str(adapter.source)),
+        ("description", unset(adapter.description) or ""),
+        ("tags", ", ".join(f"{k}={v}" for k, v in adapter.tags.to_dict().items())),
         ("created", when(adapter.created_at)),
         ("lora_path", adapter.lora_path),
     ]

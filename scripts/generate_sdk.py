@@ -29,7 +29,7 @@ SPEC = REPO / "openapi.json"
 CONFIG = CLIENT / "openapi-python-client.yaml"
 TEMPLATES = CLIENT / "templates"
 # Paths relative to PACKAGE that the generator does not own.
-HANDWRITTEN = frozenset({"ext.py", "fetch.py", "py.typed"})
+HANDWRITTEN = frozenset({"ext.py", "fetch.py", "transfer.py", "py.typed"})
 _SKIP_PARTS = {"__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
 
 

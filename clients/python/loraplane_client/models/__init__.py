@@ -4,9 +4,13 @@ from .actor_spec import ActorSpec
 from .adapter import Adapter
 from .adapter_kind import AdapterKind
 from .adapter_metrics_type_0 import AdapterMetricsType0
+from .adapter_patch import AdapterPatch
+from .adapter_patch_tags_type_0 import AdapterPatchTagsType0
 from .adapter_result import AdapterResult
 from .adapter_result_kind import AdapterResultKind
 from .adapter_result_metrics_type_0 import AdapterResultMetricsType0
+from .adapter_source import AdapterSource
+from .adapter_tags import AdapterTags
 from .alias import Alias
 from .alias_update import AliasUpdate
 from .blob import Blob
@@ -23,6 +27,7 @@ from .file_ref import FileRef
 from .fsdp_config_spec import FsdpConfigSpec
 from .healthz_response_healthz import HealthzResponseHealthz
 from .heartbeat_reply import HeartbeatReply
+from .import_adapter_files_body import ImportAdapterFilesBody
 from .job import Job
 from .job_error import JobError
 from .job_event import JobEvent
@@ -52,6 +57,7 @@ from .page_job_event import PageJobEvent
 from .page_token_info import PageTokenInfo
 from .problem import Problem
 from .progress import Progress
+from .registry_import import RegistryImport
 from .release import Release
 from .report import Report
 from .report_metrics_type_0 import ReportMetricsType0
@@ -69,9 +75,13 @@ __all__ = (
     "Adapter",
     "AdapterKind",
     "AdapterMetricsType0",
+    "AdapterPatch",
+    "AdapterPatchTagsType0",
     "AdapterResult",
     "AdapterResultKind",
     "AdapterResultMetricsType0",
+    "AdapterSource",
+    "AdapterTags",
     "Alias",
     "AliasUpdate",
     "Blob",
@@ -88,6 +98,7 @@ __all__ = (
     "FsdpConfigSpec",
     "HealthzResponseHealthz",
     "HeartbeatReply",
+    "ImportAdapterFilesBody",
     "Job",
     "JobError",
     "JobEvent",
@@ -117,6 +128,7 @@ __all__ = (
     "PageTokenInfo",
     "Problem",
     "Progress",
+    "RegistryImport",
     "Release",
     "Report",
     "ReportMetricsType0",

@@ -8,9 +8,11 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.adapter_kind import AdapterKind
+from ..models.adapter_source import AdapterSource
 
 if TYPE_CHECKING:
     from ..models.adapter_metrics_type_0 import AdapterMetricsType0
+    from ..models.adapter_tags import AdapterTags
     from ..models.file_ref import FileRef
     from ..models.lineage_entry import LineageEntry
 
@@ -28,6 +30,9 @@ class Adapter:
         base_fingerprint (None | str):
         base_model (str): The `model_path` it was trained on.
         created_at (datetime.datetime):
+        description (None | str):
+        digest (None | str): sha256 over `name\\0sha256\\n` of the files sorted by name: the same bytes under the same
+            name are the same version.
         download_url (str): The PEFT folder as one tar stream.
         files (list[FileRef]):
         id (str):
@@ -39,6 +44,8 @@ class Adapter:
         name (str):
         parent_adapter_id (None | str):
         rank (int | None):
+        source (AdapterSource): `job`: trained by a worker; `import`: uploaded with POST /adapters.
+        tags (AdapterTags):
         target_modules (list[str]):
         version (int): Monotonic per name, from 1.
     """
@@ -48,6 +55,8 @@ class Adapter:
     base_fingerprint: None | str
     base_model: str
     created_at: datetime.datetime
+    description: None | str
+    digest: None | str
     download_url: str
     files: list[FileRef]
     id: str
@@ -59,6 +68,8 @@ class Adapter:
     name: str
     parent_adapter_id: None | str
     rank: int | None
+    source: AdapterSource
+    tags: AdapterTags
     target_modules: list[str]
     version: int
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -77,6 +88,12 @@ class Adapter:
         base_model = self.base_model
 
         created_at = self.created_at.isoformat()
+
+        description: None | str
+        description = self.description
+
+        digest: None | str
+        digest = self.digest
 
         download_url = self.download_url
 
@@ -113,6 +130,10 @@ class Adapter:
         rank: int | None
         rank = self.rank
 
+        source = self.source.value
+
+        tags = self.tags.to_dict()
+
         target_modules = self.target_modules
 
         version = self.version
@@ -126,6 +147,8 @@ class Adapter:
                 "base_fingerprint": base_fingerprint,
                 "base_model": base_model,
                 "created_at": created_at,
+                "description": description,
+                "digest": digest,
                 "download_url": download_url,
                 "files": files,
                 "id": id,
@@ -137,6 +160,8 @@ class Adapter:
                 "name": name,
                 "parent_adapter_id": parent_adapter_id,
                 "rank": rank,
+                "source": source,
+                "tags": tags,
                 "target_modules": target_modules,
                 "version": version,
             }
@@ -147,6 +172,7 @@ class Adapter:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.adapter_metrics_type_0 import AdapterMetricsType0
+        from ..models.adapter_tags import AdapterTags
         from ..models.file_ref import FileRef
         from ..models.lineage_entry import LineageEntry
 
@@ -170,6 +196,20 @@ class Adapter:
         base_model = d.pop("base_model")
 
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+        def _parse_description(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        description = _parse_description(d.pop("description"))
+
+        def _parse_digest(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        digest = _parse_digest(d.pop("digest"))
 
         download_url = d.pop("download_url")
 
@@ -231,6 +271,10 @@ class Adapter:
 
         rank = _parse_rank(d.pop("rank"))
 
+        source = AdapterSource(d.pop("source"))
+
+        tags = AdapterTags.from_dict(d.pop("tags"))
+
         target_modules = cast(list[str], d.pop("target_modules"))
 
         version = d.pop("version")
@@ -241,6 +285,8 @@ class Adapter:
             base_fingerprint=base_fingerprint,
             base_model=base_model,
             created_at=created_at,
+            description=description,
+            digest=digest,
             download_url=download_url,
             files=files,
             id=id,
@@ -252,6 +298,8 @@ class Adapter:
             name=name,
             parent_adapter_id=parent_adapter_id,
             rank=rank,
+            source=source,
+            tags=tags,
             target_modules=target_modules,
             version=version,
         )

@@ -16,6 +16,8 @@ def _get_kwargs(
     name: None | str | Unset = UNSET,
     base_model: None | str | Unset = UNSET,
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
+    tag: list[str] | None | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -44,6 +46,18 @@ def _get_kwargs(
     else:
         json_kind = kind
     params["kind"] = json_kind
+
+    json_tag: list[str] | None | Unset
+    if isinstance(tag, Unset):
+        json_tag = UNSET
+    elif isinstance(tag, list):
+        json_tag = tag
+
+    else:
+        json_tag = tag
+    params["tag"] = json_tag
+
+    params["order_by"] = order_by
 
     params["limit"] = limit
 
@@ -121,6 +135,8 @@ def sync_detailed(
     name: None | str | Unset = UNSET,
     base_model: None | str | Unset = UNSET,
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
+    tag: list[str] | None | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> Response[PageAdapter | Problem]:
@@ -130,6 +146,11 @@ def sync_detailed(
         name (None | str | Unset):
         base_model (None | str | Unset):
         kind (ListAdaptersKindType0 | None | Unset):
+        tag (list[str] | None | Unset): `key:value` (or `key`: has that tag); several: all must
+            hold.
+        order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
+            (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
+            numeric metric come last either way, ties newest first. Default: 'created_at'.
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -145,6 +166,8 @@ def sync_detailed(
         name=name,
         base_model=base_model,
         kind=kind,
+        tag=tag,
+        order_by=order_by,
         limit=limit,
         cursor=cursor,
     )
@@ -162,6 +185,8 @@ def sync(
     name: None | str | Unset = UNSET,
     base_model: None | str | Unset = UNSET,
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
+    tag: list[str] | None | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> PageAdapter | Problem | None:
@@ -171,6 +196,11 @@ def sync(
         name (None | str | Unset):
         base_model (None | str | Unset):
         kind (ListAdaptersKindType0 | None | Unset):
+        tag (list[str] | None | Unset): `key:value` (or `key`: has that tag); several: all must
+            hold.
+        order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
+            (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
+            numeric metric come last either way, ties newest first. Default: 'created_at'.
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -187,6 +217,8 @@ def sync(
         name=name,
         base_model=base_model,
         kind=kind,
+        tag=tag,
+        order_by=order_by,
         limit=limit,
         cursor=cursor,
     ).parsed
@@ -198,6 +230,8 @@ async def asyncio_detailed(
     name: None | str | Unset = UNSET,
     base_model: None | str | Unset = UNSET,
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
+    tag: list[str] | None | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> Response[PageAdapter | Problem]:
@@ -207,6 +241,11 @@ async def asyncio_detailed(
         name (None | str | Unset):
         base_model (None | str | Unset):
         kind (ListAdaptersKindType0 | None | Unset):
+        tag (list[str] | None | Unset): `key:value` (or `key`: has that tag); several: all must
+            hold.
+        order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
+            (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
+            numeric metric come last either way, ties newest first. Default: 'created_at'.
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -222,6 +261,8 @@ async def asyncio_detailed(
         name=name,
         base_model=base_model,
         kind=kind,
+        tag=tag,
+        order_by=order_by,
         limit=limit,
         cursor=cursor,
     )
@@ -237,6 +278,8 @@ async def asyncio(
     name: None | str | Unset = UNSET,
     base_model: None | str | Unset = UNSET,
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
+    tag: list[str] | None | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> PageAdapter | Problem | None:
@@ -246,6 +289,11 @@ async def asyncio(
         name (None | str | Unset):
         base_model (None | str | Unset):
         kind (ListAdaptersKindType0 | None | Unset):
+        tag (list[str] | None | Unset): `key:value` (or `key`: has that tag); several: all must
+            hold.
+        order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
+            (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
+            numeric metric come last either way, ties newest first. Default: 'created_at'.
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -263,6 +311,8 @@ async def asyncio(
             name=name,
             base_model=base_model,
             kind=kind,
+            tag=tag,
+            order_by=order_by,
             limit=limit,
             cursor=cursor,
         )

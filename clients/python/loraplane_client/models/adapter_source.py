@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class AdapterSource(StrEnum):
+    IMPORT = "import"
+    JOB = "job"
+
+    def __str__(self) -> str:
+        return str(self.value)
