@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.from_thread
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -115,11 +116,14 @@ def _events(reader: BodyReader, boundary: bytes) -> Iterator[tuple[str, Any]]:
         "on_part_end": lambda: pending.append(("end", None)),
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-    while chunk := reader.read(CHUNK_SIZE):
-        parser.write(chunk)
-        yield from pending
-        pending.clear()
-    parser.finalize()
+    try:
+        while chunk := reader.read(CHUNK_SIZE):
+            parser.write(chunk)
+            yield from pending
+            pending.clear()
+        parser.finalize()
+    except FormParserError as exc:
+        raise InvalidRequest(f"the multipart/form-data body is malformed: {exc}") from None
     yield from pending
 
 
