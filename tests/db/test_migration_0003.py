@@ -3,48 +3,23 @@ holds adapters, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
-from db.engine import make_engine
 from db.migrate import alembic_config, upgrade
 from service.registry.files import content_digest
 from service.schemas import FileRef
-from tests.conftest import ENGINES, PG_ADMIN_URL
 
 A, B = "ad_01jd8x4k2m9q7r5t3v1w0y6z8a", "ad_01jd8x4k2m9q7r5t3v1w0y6z8b"
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    name = f"loraplane_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(PG_ADMIN_URL).set(database=name))
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def test_0003_fills_source_and_digest_of_existing_adapters(engine: Engine):
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+def test_0003_fills_source_and_digest_of_existing_adapters(empty_engine: Engine):
+    config = alembic_config(empty_engine.url.render_as_string(hide_password=False))
+    with empty_engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0002")
     columns = ("id", "name", "version", "kind", "base_model", "created_at", "project",
@@ -56,16 +31,16 @@ def test_0003_fills_source_and_digest_of_existing_adapters(engine: Engine):
     now = datetime.now(UTC).replace(tzinfo=None)
     refs = [FileRef(name="adapter_model.safetensors", sha256="b" * 64, size=20),
             FileRef(name="adapter_config.json", sha256="a" * 64, size=10)]
-    with engine.begin() as connection:
+    with empty_engine.begin() as connection:
         for adapter_id, version, parent in ((A, 1, None), (B, 2, A)):
             connection.execute(adapters.insert().values(
                 id=adapter_id, name="bot", version=version, kind="lora", base_model="m",
                 created_at=now, project="default", parent_adapter_id=parent, target_modules=[]))
         connection.execute(files.insert(), [{"adapter_id": A, **r.model_dump()} for r in refs])
 
-    upgrade(engine)
+    upgrade(empty_engine)
 
-    with engine.connect() as connection:
+    with empty_engine.connect() as connection:
         rows = {r.id: r for r in connection.execute(text(
             "SELECT id, source, digest, description, tags, parent_adapter_id FROM adapters"))}
     assert rows[A].source == rows[B].source == "job"
