@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db import models
 from service.errors import InvalidRequest
 from service.registry.adapters import adapter_row, to_adapters
 from service.schemas import Adapter, AdapterPatch

@@ -27,8 +27,8 @@ from service.registry.files import (
     content_digest,
     read_json_blob,
 )
-from service.registry.tensors import check_adapter_config, check_lora_tensors, read_tensor_index
 from service.registry.job_output import adapter_name_for, job_kind, model_spec
+from service.registry.tensors import check_adapter_config, check_lora_tensors, read_tensor_index
 from service.schemas import Adapter, AdapterResult, FileRef, json_safe
 
 log = logging.getLogger(__name__)

@@ -15,20 +15,23 @@ from peft import PeftModel
 from safetensors.torch import load_file, save
 
 from service.settings import Settings
+from tests import peft_folders
 from tests.peft_folders import (
     BASE,
     RANK,
     blob_count,
     import_tar,
-    other_client,  # noqa: F401  (fixture)
-    other_settings,  # noqa: F401  (fixture)
     pair,
-    peft_folder,  # noqa: F401  (fixture)
     tar_bytes,
     tiny_base,
     untar,
     with_config,
 )
+
+# Fixtures shared with the other import/export suites.
+other_client = peft_folders.other_client
+other_settings = peft_folders.other_settings
+peft_folder = peft_folders.peft_folder
 
 
 def multipart(files: dict[str, bytes], **fields: str | list[str]):

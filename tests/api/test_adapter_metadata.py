@@ -9,7 +9,11 @@ from fastapi.testclient import TestClient
 
 from api.deps import AppState
 from db import models
-from tests.peft_folders import import_tar, pair, peft_folder  # noqa: F401  (fixture)
+from tests import peft_folders
+from tests.peft_folders import import_tar, pair
+
+# Fixtures shared with the other import/export suites.
+peft_folder = peft_folders.peft_folder
 
 
 @pytest.fixture

@@ -11,18 +11,21 @@ from fastapi.testclient import TestClient
 from api.deps import AppState
 from db import models
 from service.settings import Settings
+from tests import peft_folders
 from tests.factories import make_adapter
 from tests.peft_folders import (
     blob_count,
     import_tar,
-    other_client,  # noqa: F401  (fixture)
-    other_settings,  # noqa: F401  (fixture)
     pair,
-    peft_folder,  # noqa: F401  (fixture)
     tar_bytes,
     untar,
     with_config,
 )
+
+# Fixtures shared with the other import/export suites.
+other_client = peft_folders.other_client
+other_settings = peft_folders.other_settings
+peft_folder = peft_folders.peft_folder
 
 COMPARED = ("id", "name", "version", "kind", "base_model", "base_fingerprint", "rank", "alpha",
             "target_modules", "parent_adapter_id", "lineage", "metrics", "aliases", "created_at",

@@ -13,8 +13,12 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests import peft_folders
 from tests.live import LiveServer
-from tests.peft_folders import BASE, pair, peft_folder, tar_bytes  # noqa: F401  (fixture)
+from tests.peft_folders import BASE, pair, tar_bytes
+
+# Fixtures shared with the other import/export suites.
+peft_folder = peft_folders.peft_folder
 
 
 def live(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[LiveServer]:
