@@ -37,6 +37,36 @@ MEDIA_TYPES = frozenset(
 )
 MAX_LINE_BYTES = 32 << 20
 _BATCH_BYTES = 1 << 20
+MESSAGES_KEY = "messages"  # conversations under this key are checked at upload
+ROLES = ("system", "user", "assistant")
+
+
+def _kind(value: object) -> str:
+    return {list: "a list", dict: "an object", type(None): "null", bool: "a boolean",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def conversation_problem(messages: object) -> str | None:
+    """What is wrong with an OpenAI-style `messages` value, or None (README, "Chat data";
+    the worker's trainer applies the same rules to files it reads)."""
+    if not isinstance(messages, list) or not messages:
+        return "must be a non-empty list of {role, content} messages"
+    for number, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            return f"message {number} is {_kind(message)}, not an object"
+        if "role" not in message:
+            return f"message {number} has no 'role'"
+        role = message["role"]
+        if role not in ROLES:
+            return f"message {number} has unknown role {role!r}; roles are {', '.join(ROLES)}"
+        if "content" not in message:
+            return f"message {number} ({role}) has no 'content'"
+        if not isinstance(message["content"], str):
+            content = _kind(message["content"])
+            return f"message {number} ({role}) has content that is {content}, not a string"
+    if not any(message["role"] == "assistant" for message in messages):
+        return "has no assistant turn, so nothing to train on"
+    return None
 
 
 def to_dataset(row: models.Dataset) -> Dataset:
@@ -48,6 +78,7 @@ class JsonlValidator:
     """Fed bytes in any chunking; checks each `\\n`-terminated line is one JSON object."""
 
     max_line_bytes: int = MAX_LINE_BYTES
+    messages_key: str = MESSAGES_KEY
     rows: int = 0
     lines: int = 0
     keys: set[str] | None = None
@@ -90,14 +121,19 @@ class JsonlValidator:
             raise self._bad(self.lines, str(exc)) from None
         if not isinstance(value, dict):
             raise self._bad(self.lines, f"is a JSON {_json_type(value)}, not an object")
+        if self.messages_key in value:
+            problem = conversation_problem(value[self.messages_key])
+            if problem:
+                raise self._bad(self.lines, f"{self.messages_key!r} {problem}",
+                                kind="invalid_conversation")
         self.rows += 1
         self.keys = set(value) if self.keys is None else self.keys & value.keys()
 
     @staticmethod
-    def _bad(line: int, message: str) -> InvalidDataset:
+    def _bad(line: int, message: str, kind: str = "invalid_jsonl") -> InvalidDataset:
         detail = f"line {line} {message}; nothing was stored"
         return InvalidDataset(
-            detail, errors=[{"loc": f"body.line.{line}", "msg": detail, "type": "invalid_jsonl"}]
+            detail, errors=[{"loc": f"body.line.{line}", "msg": detail, "type": kind}]
         )
 
 
@@ -210,9 +246,22 @@ def list_datasets(session: Session, *, limit: int, cursor: str | None) -> Page[D
     return Page[Dataset](items=[to_dataset(r) for r in rows], next_cursor=next_cursor)
 
 
-def check_data_paths(session: Session, spec: JobSpec, roots: Sequence[Path]) -> None:
-    """At submit: each `ds_…` entry exists and its rows all have prompt_key and answer_key;
-    a worker-local path lies under an allowed root; `demo` is the bundled set."""
+def check_conversations(store: ArtifactStore, row: models.Dataset, messages_key: str) -> None:
+    """Check a stored dataset's conversations under a key the upload did not check."""
+    validator = JsonlValidator(messages_key=messages_key)
+    with store.open(row.sha256) as handle:
+        while chunk := handle.read(_BATCH_BYTES):
+            validator.feed(chunk)
+    validator.finish()
+
+
+def check_data_paths(
+    session: Session, spec: JobSpec, roots: Sequence[Path], store: ArtifactStore | None = None
+) -> None:
+    """At submit: each `ds_…` entry exists and its rows are all conversations (under
+    data.messages_key) or all have prompt_key and answer_key; a worker-local path lies under
+    an allowed root; `demo` is the bundled set. Conversations under a key other than
+    `messages` are checked here (with `store`), the upload having checked `messages` only."""
     data = spec.data
     for field_name in ("train_data_paths", "val_data_paths"):
         for index, entry in enumerate(getattr(data, field_name) or []):
@@ -236,12 +285,25 @@ def check_data_paths(session: Session, spec: JobSpec, roots: Sequence[Path]) -> 
                     code="unknown_dataset",
                     errors=[{"loc": loc, "msg": detail, "type": "unknown_dataset"}],
                 )
+            if data.messages_key in row.keys:
+                if data.messages_key != MESSAGES_KEY and store is not None:
+                    try:
+                        check_conversations(store, row, data.messages_key)
+                    except InvalidDataset as exc:
+                        problem = exc.message.removesuffix("; nothing was stored")
+                        detail = f"{loc}: dataset {entry} ({row.name}): {problem}"
+                        raise InvalidDataset(detail, errors=[
+                            {"loc": loc, "msg": detail, "type": "invalid_conversation"}
+                        ]) from None
+                continue
             for key_field in ("prompt_key", "answer_key"):
                 key = getattr(data, key_field)
                 if key not in row.keys:
                     detail = (
                         f"data.{key_field} is {key!r}, but not every row of dataset {entry} "
-                        f"({row.name}) has that key; keys in every row: {list(row.keys)}"
+                        f"({row.name}) has that key, nor data.messages_key "
+                        f"{data.messages_key!r} (conversations); keys in every row: "
+                        f"{list(row.keys)}"
                     )
                     raise InvalidSpec(
                         detail,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -25,6 +26,14 @@ DEMO_DATASET_SIZE = 200
 
 BOS_TOKEN, EOS_TOKEN, PAD_TOKEN = "<s>", "</s>", "<pad>"
 BYTE_VOCAB_SIZE = 256  # ids 0..255 are the bytes themselves; specials follow
+# `role: content` lines; an assistant turn ends with `</s>`, so the model learns to stop.
+DEMO_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ message['role'] }}: {{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 _DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -62,7 +71,8 @@ def _byte_to_char() -> dict[int, str]:
 
 
 def build_byte_tokenizer():
-    """A byte-level tokenizer: token id == byte value, then `<s>`, `</s>`, `<pad>` (256..258)."""
+    """A byte-level tokenizer: token id == byte value, then `<s>`, `</s>`, `<pad>` (256..258),
+    with a small chat template (DEMO_CHAT_TEMPLATE)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -78,13 +88,45 @@ def build_byte_tokenizer():
         pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
         special_tokens=[(BOS_TOKEN, BYTE_VOCAB_SIZE)],
     )
-    return PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
         model_max_length=demo_model_config()["max_position_embeddings"],
     )
+    fast.chat_template = DEMO_CHAT_TEMPLATE
+    return fast
+
+
+def _save_tokenizer(directory: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        build_byte_tokenizer().save_pretrained(directory)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _add_chat_template(target: Path) -> None:
+    """Give a demo model generated before the chat template its tokenizer files anew (the
+    weights and config.json, hence its fingerprint, stay as they are)."""
+    config = target / "tokenizer_config.json"
+    if (target / "chat_template.jinja").is_file() or (
+        config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
+    ):
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-tokenizer-", dir=target.parent))
+    try:
+        _save_tokenizer(staging)
+        for path in staging.iterdir():
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("added the chat template to the demo model's tokenizer in %s", target)
 
 
 def build_demo_model(directory: Path, config_overrides: dict | None = None) -> None:
@@ -111,6 +153,7 @@ def ensure_demo_model(models_dir: Path) -> Path:
     """Return `models_dir/demo-tiny-llama`, generating it first if it is not there."""
     target = Path(models_dir) / DEMO_MODEL_NAME
     if (target / "config.json").is_file():
+        _add_chat_template(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-", dir=target.parent))

@@ -71,7 +71,7 @@ async def submit_job(
                     # transaction (the adapter stays share-locked until commit).
                     lora = lora_path_service.resolve_for_submit(session, parsed.spec, settings)
                     dataset_service.check_data_paths(session, parsed.spec,
-                                                     settings.data_path_roots)
+                                                     settings.data_path_roots, state.store)
                     job = job_service.submit_job(
                         session, parsed, max_attempts=settings.max_attempts,
                         idempotency_key=idempotency_key, digest=digest,

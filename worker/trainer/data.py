@@ -1,4 +1,5 @@
-"""Supervised fine-tuning data: prompt/answer JSONL, tokenised with loss on answer tokens only."""
+"""Supervised fine-tuning data: JSONL of prompt/answer pairs or conversations, tokenised with
+the loss on answer (assistant) tokens only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from typing import Any
 
 import torch
 
+from worker.trainer.chat import (
+    conversation_problem,
+    pair_messages,
+    require_chat_template,
+    tokenize_conversation,
+)
 from worker.trainer.errors import UserError
 
 IGNORE_INDEX = -100
@@ -29,9 +36,22 @@ class Example:
         return sum(label != IGNORE_INDEX for label in self.labels[1:])
 
 
-def read_pairs(files: Sequence[Path], prompt_key: str, answer_key: str) -> list[tuple[str, str]]:
-    """All (prompt, answer) pairs of the JSONL files, in order; blank lines are skipped."""
-    pairs: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Row:
+    """One JSONL line: a prompt/answer pair, or a conversation (`messages`)."""
+
+    where: str  # `file line N`, for messages
+    prompt: str = ""
+    answer: str = ""
+    messages: list[dict[str, str]] | None = None
+
+
+def read_rows(
+    files: Sequence[Path], prompt_key: str, answer_key: str, messages_key: str = "messages"
+) -> list[Row]:
+    """All rows of the JSONL files, in order; blank lines are skipped. A row holding
+    `messages_key` is a conversation, any other a prompt/answer pair."""
+    rows: list[Row] = []
     for path in files:
         path = Path(path)
         with path.open("rb") as handle:
@@ -54,12 +74,20 @@ def read_pairs(files: Sequence[Path], prompt_key: str, answer_key: str) -> list[
                         f"{where} is a JSON {type(row).__name__}, not an object",
                         code="invalid_dataset",
                     )
+                if messages_key in row:
+                    problem = conversation_problem(row[messages_key])
+                    if problem:
+                        raise UserError(f"{where}: {messages_key!r} {problem}",
+                                        code="invalid_dataset")
+                    rows.append(Row(where, messages=row[messages_key]))
+                    continue
                 missing = [key for key in (prompt_key, answer_key) if key not in row]
                 if missing:
                     raise UserError(
                         f"{where} lacks key{'s' if len(missing) > 1 else ''} "
                         f"{', '.join(map(repr, missing))} (data.prompt_key={prompt_key!r}, "
-                        f"data.answer_key={answer_key!r}); keys present: {sorted(row)[:10]}",
+                        f"data.answer_key={answer_key!r}; or a conversation under "
+                        f"data.messages_key={messages_key!r}); keys present: {sorted(row)[:10]}",
                         code="dataset_missing_keys",
                     )
                 prompt, answer = row[prompt_key], row[answer_key]
@@ -68,8 +96,8 @@ def read_pairs(files: Sequence[Path], prompt_key: str, answer_key: str) -> list[
                         f"{where}: {prompt_key!r} and {answer_key!r} must be strings",
                         code="invalid_dataset",
                     )
-                pairs.append((prompt, answer))
-    return pairs
+                rows.append(Row(where, prompt=prompt, answer=answer))
+    return rows
 
 
 def tokenize_pairs(
@@ -121,6 +149,45 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
+def _truncate(input_ids: list[int], labels: list[int], max_length: int) -> Example:
+    return Example(input_ids[:max_length], labels[:max_length])
+
+
+def tokenize_rows(
+    rows: Sequence[Row],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    append_eos: bool,
+    apply_chat_template: bool = False,
+) -> tuple[list[Example], int]:
+    """Tokenise pairs (plain, or wrapped in the chat template) and conversations, in order;
+    (examples, dropped count) as `tokenize_pairs`."""
+    plain = [i for i, r in enumerate(rows) if r.messages is None and not apply_chat_template]
+    plain_examples, _ = tokenize_pairs(
+        [(rows[i].prompt, rows[i].answer) for i in plain],
+        tokenizer, max_length=2**62, append_eos=append_eos,
+    )
+    by_index = dict(zip(plain, plain_examples, strict=True))
+    examples, dropped = [], 0
+    for index, row in enumerate(rows):
+        if index in by_index:
+            full = by_index[index]
+            example = _truncate(full.input_ids, full.labels, max_length)
+        else:
+            messages = row.messages if row.messages is not None else pair_messages(
+                row.prompt, row.answer
+            )
+            ids, trained = tokenize_conversation(tokenizer, messages)
+            labels = [t if keep else IGNORE_INDEX for t, keep in zip(ids, trained, strict=True)]
+            example = _truncate(ids, labels, max_length)
+        if example.answer_tokens == 0:
+            dropped += 1
+            continue
+        examples.append(example)
+    return examples, dropped
+
+
 def load_examples(
     files: Sequence[Path],
     tokenizer: Any,
@@ -131,16 +198,25 @@ def load_examples(
     append_eos: bool,
     max_samples: int = -1,
     what: str = "training",
+    messages_key: str = "messages",
+    apply_chat_template: bool = False,
+    model_name: str = "the base model",
 ) -> tuple[list[Example], int]:
     """Read, validate, cap at max_samples and tokenise; a UserError if nothing is left."""
-    pairs = read_pairs(files, prompt_key, answer_key)
+    rows = read_rows(files, prompt_key, answer_key, messages_key)
     if max_samples != -1:
-        pairs = pairs[:max_samples]
+        rows = rows[:max_samples]
     names = ", ".join(Path(f).name for f in files) or "(no files)"
-    if not pairs:
+    if not rows:
         raise UserError(f"the {what} dataset ({names}) has no samples", code="dataset_empty")
-    examples, dropped = tokenize_pairs(
-        pairs, tokenizer, max_length=max_length, append_eos=append_eos
+    if apply_chat_template:
+        require_chat_template(tokenizer, model_name, "data.apply_chat_template is true")
+    elif any(r.messages is not None for r in rows):
+        where = next(r.where for r in rows if r.messages is not None)
+        require_chat_template(tokenizer, model_name, f"{where} is a conversation")
+    examples, dropped = tokenize_rows(
+        rows, tokenizer, max_length=max_length, append_eos=append_eos,
+        apply_chat_template=apply_chat_template,
     )
     if not examples:
         raise UserError(

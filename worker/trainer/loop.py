@@ -26,6 +26,7 @@ from worker.trainer.hooks import TrainingHooks, TrainingInputs, TrainingResult
 from worker.trainer.loss import ChunkedLoss
 from worker.trainer.precision import gradient_checkpointing_asked, plan_precision
 from worker.trainer.schedule import make_optimizer
+from worker.trainer.spec_values import value
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class TrainingSession:
             "answer_key": data.answer_key,
             "max_length": data.max_length,
             "append_eos": data.append_eos,
+            "messages_key": value(data.messages_key, "messages"),
+            "apply_chat_template": bool(value(data.apply_chat_template, False)),
+            "model_name": self.spec.actor.model.model_path,
         }
         self.train_examples, dropped = load_examples(
             self.train_files, self.tokenizer, max_samples=data.max_samples, **common

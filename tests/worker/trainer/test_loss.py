@@ -118,7 +118,8 @@ def test_the_loss_step_never_holds_the_batchs_full_fp32_logits() -> None:
     chunked_peak, plain_peak = _peak_bytes(chunked), _peak_bytes(plain)
     assert plain_peak > full_logits  # the meter sees whole logits where they exist
     # chunk logits and their gradient, plus the weights' gradients: far below one full copy
-    assert chunked_peak < full_logits / 3 and chunked_peak < plain_peak / 8, (chunked_peak, plain_peak)
+    assert chunked_peak < full_logits / 3, (chunked_peak, plain_peak)
+    assert chunked_peak < plain_peak / 8, (chunked_peak, plain_peak)
 
 
 def test_a_model_whose_logits_are_more_than_its_head_falls_back_to_whole_logits() -> None:
