@@ -135,6 +135,47 @@ def epoch_order(count: int, *, seed: int, epoch: int, shuffle: bool) -> list[int
     return torch.randperm(count, generator=generator).tolist()
 
 
+GROUP_STEPS = 50  # length grouping sorts the samples of this many steps at a time
+
+
+def epoch_batches(
+    lengths: Sequence[int],
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    group_by_length: bool,
+) -> list[list[int]]:
+    """The sample indices of each optimizer step of an epoch: a pure function of the lengths,
+    (seed, epoch) and the options, whatever ran before, so a resumed run sees the same batches.
+
+    Grouped by length: the shuffled order is cut into groups of GROUP_STEPS batches, each group
+    sorted longest first and cut into batches, and the full batches are shuffled again (the
+    partial one, if any, stays last), so each step's samples have similar lengths."""
+    order = epoch_order(len(lengths), seed=seed, epoch=epoch, shuffle=shuffle)
+    if not group_by_length:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    group = batch_size * GROUP_STEPS
+    batches: list[list[int]] = []
+    for start in range(0, len(order), group):
+        ranked = sorted(order[start : start + group], key=lambda i: (-lengths[i], i))
+        batches += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
+    full = [b for b in batches if len(b) == batch_size]
+    partial = [b for b in batches if len(b) != batch_size]
+    if shuffle:
+        generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63) + 1)
+        full = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+    return full + partial
+
+
+def padding_share(batches: Sequence[dict[str, torch.Tensor]]) -> float:
+    """Share of padding among the tokens of collated micro-batches."""
+    total = sum(b["attention_mask"].numel() for b in batches)
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    return (total - real) / total if total else 0.0
+
+
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad to the longest example; labels are IGNORE_INDEX on padding."""
     width = max(len(e.input_ids) for e in examples)

@@ -16,8 +16,9 @@ class TrainingHooks(Protocol):
         """A notable event, meant for the job's event stream."""
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        """After every optimizer step: loss, lr, grad_norm, tokens_per_s, tokens, epoch
-        (+ val_loss). `metrics` is a fresh dict each step, never changed afterwards."""
+        """After every optimizer step: loss, lr, grad_norm, tokens_per_s, tokens,
+        padding_share, epoch (+ val_loss). `metrics` is a fresh dict each step, never changed
+        afterwards."""
 
     def checkpoint(self, step: int, directory: Path) -> None:
         """A checkpoint folder is complete; upload it before returning."""

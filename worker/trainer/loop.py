@@ -19,7 +19,7 @@ from peft import PeftModel
 
 from worker.trainer import checkpoint as ckpt
 from worker.trainer import model as models
-from worker.trainer.data import Example, collate, epoch_order, load_examples
+from worker.trainer.data import Example, collate, epoch_batches, load_examples, padding_share
 from worker.trainer.errors import UserError
 from worker.trainer.files import base_fingerprint
 from worker.trainer.hooks import TrainingHooks, TrainingInputs, TrainingResult
@@ -120,7 +120,11 @@ class TrainingSession:
     # ------------------------------------------------------------------ steps
 
     def _micro_batches(self, examples: list[Example]) -> list[dict[str, torch.Tensor]]:
+        """Micro-batches in the given order; grouped by length, longest first (less padding,
+        the same samples per step)."""
         size = self.spec.actor.micro_batch_size
+        if self.group_by_length:
+            examples = sorted(examples, key=lambda e: -len(e.input_ids))
         return [collate(examples[i : i + size], self.pad_id) for i in range(0, len(examples), size)]
 
     def _loss_sum(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -136,6 +140,7 @@ class TrainingSession:
         batches = self._micro_batches(examples)
         answer_tokens = sum(e.answer_tokens for e in examples)
         input_tokens = sum(len(e.input_ids) for e in examples)
+        padding = padding_share(batches)
         total = torch.zeros((), device=self.device)
         for batch in batches:
             loss = self._loss_sum(batch) / answer_tokens
@@ -172,6 +177,7 @@ class TrainingSession:
             "grad_norm": float(grad_norm),
             "tokens_per_s": input_tokens / elapsed,
             "tokens": float(input_tokens),
+            "padding_share": padding,
         }
 
     @torch.no_grad()
@@ -276,6 +282,7 @@ class TrainingSession:
     def _prepare(self) -> int:
         """Data, model, optimizer and schedule; restored from `resume_dir` if given. Next step."""
         spec, actor = self.spec, self.spec.actor
+        self.group_by_length = bool(value(spec.data.group_by_length, False))
         self.fingerprint = base_fingerprint(self.base_model_dir)
         self._choose_precision()
         self.tokenizer = models.load_tokenizer(self.base_model_dir)
@@ -341,25 +348,30 @@ class TrainingSession:
         parts.append(f"gradient checkpointing {'on' if self.gradient_checkpointing else 'off'}")
         if self.loss.chunked:
             parts.append(f"loss in chunks of {self.loss.chunk} tokens")
+        if self.group_by_length:
+            parts.append("batches grouped by length")
         return "; ".join(parts)
 
     def run(self) -> TrainingResult:
         """Train to the end, or until a stop request; write the output or a handback checkpoint."""
         spec = self.spec
         step = self._prepare()
-        order_epoch, order = -1, []
+        batches_epoch, batches = -1, []
+        lengths = [len(e.input_ids) for e in self.train_examples]
         interval, val_every = spec.runner.save_interval, spec.runner.val_check_interval
         while step < self.total_steps:
             epoch, position = divmod(step, self.steps_per_epoch)
-            if epoch != order_epoch:
-                order_epoch = epoch
-                order = epoch_order(
-                    len(self.train_examples),
+            if epoch != batches_epoch:
+                batches_epoch = epoch
+                batches = epoch_batches(
+                    lengths,
+                    batch_size=self.global_batch,
                     seed=spec.data.seed,
                     epoch=epoch,
                     shuffle=spec.data.shuffle,
+                    group_by_length=self.group_by_length,
                 )
-            indices = order[position * self.global_batch : (position + 1) * self.global_batch]
+            indices = batches[position]
             self._step = step
             metrics = self._train_step([self.train_examples[i] for i in indices])
             step += 1
