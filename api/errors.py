@@ -75,7 +75,7 @@ def document_problem_responses(schema: dict[str, Any]) -> None:
 
 # Every code the server raises, and its HTTP status. Each is listed: no status is inferred
 # from an error's class, and a code missing here is a bug (logged, answered 500).
-# tests/test_error_table.py reads service/ and api/ and fails on a code without a row.
+# tests/api/test_error_table.py reads service/ and api/ and fails on a code without a row.
 STATUS_BY_CODE: dict[str, int] = {
     # 401, 403: who is calling
     "unauthorized": 401,

@@ -64,8 +64,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, lease_seconds=30)
+def settings(db_url: str, artifacts_url: str | None, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, lease_seconds=30,
+                    artifacts_url=artifacts_url)
+
+
+@pytest.fixture
+def artifacts_url() -> str | None:
+    """Where the app keeps blobs: None, the local store. Suites that must hold on object
+    storage too import the fixture of tests/s3.py, parametrised by store."""
+    return None
 
 
 @pytest.fixture

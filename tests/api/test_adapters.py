@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.deps import AppState
 from service.schemas import JobState
 from tests.factories import BASE, make_adapter, make_job
+from tests.s3 import artifacts_url, s3_endpoint  # noqa: F401  (fixtures: both stores)
 
 # ---------------------------------------------------------------------------- reads
 

@@ -11,6 +11,7 @@ from service.registry.blobs import collect_garbage
 from service.registry.checkpoints import latest_checkpoint, prune_checkpoints
 from service.schemas import JobState
 from tests.factories import add_checkpoint, make_adapter, make_job
+from tests.s3 import artifacts_url, s3_endpoint  # noqa: F401  (fixtures: both stores)
 
 
 def test_checkpoints_record_list_download_and_prune(client: TestClient, state: AppState):

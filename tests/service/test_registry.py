@@ -19,6 +19,7 @@ from service.registry.files import validate_file_name
 from service.registry.register import register_adapter
 from service.schemas import AdapterResult, FileRef, JobState
 from tests.factories import lora_files, make_adapter, make_job, put
+from tests.s3 import artifacts_url, s3_endpoint  # noqa: F401  (fixtures: both stores)
 
 # ---------------------------------------------------------------------------- registration
 

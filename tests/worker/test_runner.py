@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.factories import run_worker
+from tests.s3 import artifacts_url, s3_endpoint  # noqa: F401  (fixtures: both stores)
 from tests.specs import tiny_spec
 
 TINY = tiny_spec()
