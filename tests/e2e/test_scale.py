@@ -1,8 +1,11 @@
 """Two API processes on one PostgreSQL, three workers between them: nothing lost, nothing
-run twice (docs/architecture.md: the API is stateless; claims and registration are safe together)."""
+run twice, every adapter downloadable from either API — with the artifacts on one shared
+folder, and in one bucket of an S3-compatible server (docs/architecture.md: the API is
+stateless; claims and registration are safe together)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -10,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer, LiveWorker
+from tests.s3 import artifacts_url, s3_endpoint  # noqa: F401  (fixtures: both stores)
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +24,16 @@ SPEC = {
 }
 
 
-def test_two_apis_three_workers_thirty_jobs(pg_database: str, tmp_path: Path):
+def test_two_apis_three_workers_thirty_jobs(pg_database: str, artifacts_url: str | None,  # noqa: F811
+                                            tmp_path: Path):
     from tests.conftest import _truncate
 
     _truncate(pg_database)
     shared = tmp_path / "shared"  # one artifacts folder, as a shared volume would be
     env = {"LORAPLANE_ARTIFACTS_DIR": str(shared / "artifacts"),
            "LORAPLANE_QUEUE_POLL_SECONDS": "0.2"}
+    if artifacts_url:  # or one bucket (the AWS_* settings point at the test server)
+        env["LORAPLANE_ARTIFACTS_URL"] = artifacts_url
     first = LiveServer(tmp_path / "api1", pg_database, env=env)
     second = LiveServer(tmp_path / "api2", pg_database, env=dict(env))
     workers: list[LiveWorker] = []
@@ -59,6 +66,11 @@ def test_two_apis_three_workers_thirty_jobs(pg_database: str, tmp_path: Path):
         assert versions == list(range(1, 31))  # one registration each, none twice
         by_worker = Counter(j["worker_id"] for j in jobs)
         assert by_worker.get(None) is None and len(by_worker) >= 2, by_worker
+        for n, job in enumerate(jobs):  # each adapter's bytes, from the other API than its submit's
+            adapter = apis[n % 2].get(f"/adapters/{job['adapter_id']}").json()
+            for file in adapter["files"]:
+                body = apis[(n + 1) % 2].get(f"/adapters/{adapter['id']}/files/{file['name']}")
+                assert hashlib.sha256(body.content).hexdigest() == file["sha256"]
     finally:
         for worker in workers:
             worker.stop()
