@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# GPU check for the trainer: the gpu-marked tests, then LoRA vs full fine-tuning of a ~0.5B Llama.
+# GPU check for the trainer: the gpu-marked tests, LoRA vs full fine-tuning of a ~0.5B Llama,
+# then bench/real_models.py (bf16 base memory, gradient checkpointing, padding) on the device.
 # Needs one CUDA device and a Python with CUDA torch + the project's dependencies
 # (PYTHON=/path/to/python to pick one; default: python3 on PATH). Results go to $OUT if set.
 # Wheels in .whl/ (bench/gpu_wheels.sh fetches them) are installed first, for machines that
-# reach no package registry. Takes about 2-4 minutes on an H100.
+# reach no package registry. Takes about 4-7 minutes on an H100.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -36,6 +37,9 @@ status=0
     -o addopts="" --junitxml="$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.txt" || status=1
 
 timeout 420 "$PYTHON" bench/gpu_train.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_bench.txt" || status=1
+# Precision, gradient checkpointing and batching figures on the device (bench/real_models.py).
+timeout 420 "$PYTHON" bench/real_models.py --device cuda --out "$OUT" 2>&1 \
+    | tee "$OUT/real_models.txt" || status=1
 
 echo "gpu check finished with status $status; results in $OUT"
 exit $status

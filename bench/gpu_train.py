@@ -103,7 +103,8 @@ def bench_one(mode: str, model_dir: Path, data: Path, work: Path, args: argparse
                 "model": model,
                 "optim": {"lr": 1e-4 if mode == "lora" else 1e-5},
             },
-            "data": {"max_length": args.seq_len},
+            # the bare loops take shuffled batches (epoch_order), so the trainer does too
+            "data": {"max_length": args.seq_len, "group_by_length": False},
             "runner": {"max_steps": args.steps, "save_interval": -1},
         }
     )

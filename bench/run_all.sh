@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: every benchmark in its quick mode, one result line each (about 4-5 minutes on
+# `make bench`: every benchmark in its quick mode, one result line each (about 6-7 minutes on
 # 2 cores). Needs PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), as `make test`;
 # LORAPLANE_BENCH_PG overrides the URL. PYTHON picks the interpreter; default: `python` on
 # PATH if it has the project's dependencies (as under `make bench`), else .venv/bin/python.
@@ -17,7 +17,7 @@ fi
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 
 status=0
-for script in dispatch claim_throughput api_read transfer lora_vs_full train_overhead; do
+for script in dispatch claim_throughput api_read transfer lora_vs_full train_overhead real_models; do
     started=$(date +%s)
     if ! "$PYTHON" "bench/$script.py" --quick; then
         echo "bench/$script.py: FAILED" >&2

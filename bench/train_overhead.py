@@ -70,7 +70,9 @@ def job_spec(model: str, steps: int, name: str) -> dict:
             "seed": SEED,
             "optim": {"lr": LR},
         },
-        "data": {"train_data_paths": ["demo"], "max_length": MAX_LENGTH},
+        # the bare loop below takes shuffled batches, so the job does too (the same work)
+        "data": {"train_data_paths": ["demo"], "max_length": MAX_LENGTH,
+                 "group_by_length": False},
         "runner": {"experiment_name": name, "max_steps": steps, "save_interval": -1},
     }
 
