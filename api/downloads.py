@@ -50,6 +50,8 @@ def blob_responses(media_type: str = "application/octet-stream") -> dict[int | s
     return {
         200: {"content": {media_type: {}}, "description": "The bytes"},
         206: {"description": "Partial content (Range)"},
+        307: {"description": "With an object store and presigned downloads on: GET the bytes "
+                             "from `Location` (no token; the sha256 is the ETag here)"},
         304: {"description": "Not modified (If-None-Match)"},
         416: {"model": Problem, "description": "Range not satisfiable"},
     }

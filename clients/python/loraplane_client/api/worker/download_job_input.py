@@ -46,6 +46,10 @@ def _parse_response(
         response_304 = cast(Any, None)
         return response_304
 
+    if response.status_code == 307:
+        response_307 = cast(Any, None)
+        return response_307
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
