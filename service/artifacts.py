@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import anyio.to_thread
 
@@ -60,6 +60,9 @@ class ArtifactStore(ABC):
     """Where blobs live; callers depend on this interface, never on a backend."""
 
     @abstractmethod
+    def _writer(self, check: StreamCheck) -> BlobWriter:
+        """A new writer of one blob, under `check`."""
+
     async def put_stream(
         self,
         chunks: AsyncIterator[bytes],
@@ -69,8 +72,25 @@ class ArtifactStore(ABC):
         expected_size: int | None = None,
     ) -> Blob:
         """Store the bytes of an async stream, verifying size and sha256 as they arrive."""
+        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
+            return blob
+        writer = self._writer(StreamCheck(expected_sha256, max_bytes, expected_size))
+        try:
+            pending: list[bytes] = []
+            pending_bytes = 0
+            async for chunk in chunks:
+                writer.check.check_room(pending_bytes + len(chunk))
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                # Disk, network and hash work run off the event loop, a batch at a time.
+                if pending_bytes >= writer.batch_bytes:
+                    await anyio.to_thread.run_sync(writer.add, pending)
+                    pending, pending_bytes = [], 0
+            await anyio.to_thread.run_sync(writer.add, pending)
+            return await anyio.to_thread.run_sync(writer.finish)
+        finally:
+            writer.close()
 
-    @abstractmethod
     def put_chunks(
         self,
         chunks: Iterable[bytes],
@@ -80,6 +100,16 @@ class ArtifactStore(ABC):
         expected_size: int | None = None,
     ) -> Blob:
         """Store the bytes of a sync iterable, with the checks of `put_stream`."""
+        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
+            return blob
+        writer = self._writer(StreamCheck(expected_sha256, max_bytes, expected_size))
+        try:
+            for chunk in chunks:
+                writer.check.check_room(len(chunk))
+                writer.add([chunk])
+            return writer.finish()
+        finally:
+            writer.close()
 
     def put_file(
         self, path: Path, *, expected_sha256: str | None = None, max_bytes: int | None = None
@@ -215,33 +245,55 @@ class StreamCheck:
         return Blob(sha256, self.nbytes)
 
 
-class _TempBlob(StreamCheck):
-    """A blob being written to local disk: a temp file plus the stream's checks."""
+class BlobWriter(Protocol):
+    """One blob on its way into a store: `add` takes checked chunks, `finish` verifies the
+    whole stream and only then makes the blob visible, `close` (always called) drops what an
+    unfinished write left."""
 
-    def __init__(
-        self,
-        tmp_dir: Path,
-        expected_sha256: str | None,
-        max_bytes: int | None,
-        expected_size: int | None,
-    ):
-        super().__init__(expected_sha256, max_bytes, expected_size)
-        self.path = tmp_dir / f"{uuid.uuid4().hex}.part"
+    check: StreamCheck
+    batch_bytes: int  # how much `put_stream` gathers before handing it to `add`
+
+    def add(self, chunks: Iterable[bytes]) -> None: ...
+
+    def finish(self) -> Blob: ...
+
+    def close(self) -> None: ...
+
+
+class _TempBlob:
+    """A blob being written to local disk: a temp file renamed into place once verified."""
+
+    batch_bytes = CHUNK_SIZE
+
+    def __init__(self, store: LocalArtifactStore, check: StreamCheck):
+        self.store, self.check = store, check
+        self.path = store.tmp_dir / f"{uuid.uuid4().hex}.part"
         # Mode 0o444 (less the umask): stored blobs are read-only, as git's objects are.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
 
-    def write(self, chunks: Iterable[bytes]) -> None:
+    def add(self, chunks: Iterable[bytes]) -> None:
         """Hash and append chunks whose size has already been checked."""
         for chunk in chunks:
-            self.update(chunk)
+            self.check.update(chunk)
             view = memoryview(chunk)
             while view:
                 view = view[os.write(self._fd, view) :]
 
     def finish(self) -> Blob:
-        """Check the whole stream and fsync; the store then renames the temp file into place."""
-        blob = self.verify()
+        """Check the whole stream, fsync, and rename the temp file into place."""
+        blob = self.check.verify()
         os.fsync(self._fd)
+        dest = self.store._path(blob.sha256)
+        if dest.exists():
+            log.debug("blob %s already stored", blob.sha256)
+            self.store.refresh(blob.sha256)
+            return blob
+        if not dest.parent.is_dir():
+            dest.parent.mkdir(exist_ok=True)
+            _fsync_dir(self.store.blobs_dir)
+        os.replace(self.path, dest)
+        _fsync_dir(dest.parent)
+        log.info("stored blob %s (%d bytes)", blob.sha256, blob.size)
         return blob
 
     def close(self) -> None:
@@ -276,68 +328,8 @@ class LocalArtifactStore(ArtifactStore):
         """A re-put refreshes the blob's age, so the sweep of unreferenced blobs spares it."""
         _touch(self._path(sha256))
 
-    def _commit(self, tmp: _TempBlob) -> Blob:
-        blob = tmp.finish()
-        dest = self._path(blob.sha256)
-        if dest.exists():
-            log.debug("blob %s already stored", blob.sha256)
-            self.refresh(blob.sha256)
-            return blob
-        if not dest.parent.is_dir():
-            dest.parent.mkdir(exist_ok=True)
-            _fsync_dir(self.blobs_dir)
-        os.replace(tmp.path, dest)
-        _fsync_dir(dest.parent)
-        log.info("stored blob %s (%d bytes)", blob.sha256, blob.size)
-        return blob
-
-    async def put_stream(
-        self,
-        chunks: AsyncIterator[bytes],
-        *,
-        expected_sha256: str | None,
-        max_bytes: int,
-        expected_size: int | None = None,
-    ) -> Blob:
-        """Store the bytes of an async stream, verifying size and sha256 as they arrive."""
-        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
-            return blob
-        tmp = _TempBlob(self.tmp_dir, expected_sha256, max_bytes, expected_size)
-        try:
-            pending: list[bytes] = []
-            pending_bytes = 0
-            async for chunk in chunks:
-                tmp.check_room(pending_bytes + len(chunk))
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                # Disk and hash work runs off the event loop, about a MiB at a time.
-                if pending_bytes >= CHUNK_SIZE:
-                    await anyio.to_thread.run_sync(tmp.write, pending)
-                    pending, pending_bytes = [], 0
-            await anyio.to_thread.run_sync(tmp.write, pending)
-            return await anyio.to_thread.run_sync(self._commit, tmp)
-        finally:
-            tmp.close()
-
-    def put_chunks(
-        self,
-        chunks: Iterable[bytes],
-        *,
-        expected_sha256: str | None = None,
-        max_bytes: int | None = None,
-        expected_size: int | None = None,
-    ) -> Blob:
-        """Store the bytes of a sync iterable, with the checks of `put_stream`."""
-        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
-            return blob
-        tmp = _TempBlob(self.tmp_dir, expected_sha256, max_bytes, expected_size)
-        try:
-            for chunk in chunks:
-                tmp.check_room(len(chunk))
-                tmp.write([chunk])
-            return self._commit(tmp)
-        finally:
-            tmp.close()
+    def _writer(self, check: StreamCheck) -> _TempBlob:
+        return _TempBlob(self, check)
 
     def exists(self, sha256: str) -> bool:
         """Whether the blob is stored."""

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
-
-import anyio.to_thread
 
 from service.artifacts import CHUNK_SIZE, ArtifactStore, Blob, StreamCheck, validate_sha256
 from service.errors import NotFound
@@ -69,54 +67,8 @@ class S3ArtifactStore(ArtifactStore):
             raise
 
     # -- writing --------------------------------------------------------------------------
-    async def put_stream(
-        self,
-        chunks: AsyncIterator[bytes],
-        *,
-        expected_sha256: str | None,
-        max_bytes: int,
-        expected_size: int | None = None,
-    ) -> Blob:
-        """Store the bytes of an async stream, verifying size and sha256 as they arrive."""
-        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
-            return blob
-        upload = _Upload(self, StreamCheck(expected_sha256, max_bytes, expected_size))
-        try:
-            pending: list[bytes] = []
-            pending_bytes = 0
-            async for chunk in chunks:
-                upload.check.check_room(pending_bytes + len(chunk))
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= PART_SIZE:  # network and hashing off the event loop
-                    await anyio.to_thread.run_sync(upload.add, pending)
-                    pending, pending_bytes = [], 0
-            await anyio.to_thread.run_sync(upload.add, pending)
-            return await anyio.to_thread.run_sync(upload.finish)
-        except BaseException:
-            await anyio.to_thread.run_sync(upload.abort)
-            raise
-
-    def put_chunks(
-        self,
-        chunks: Iterable[bytes],
-        *,
-        expected_sha256: str | None = None,
-        max_bytes: int | None = None,
-        expected_size: int | None = None,
-    ) -> Blob:
-        """Store the bytes of a sync iterable, with the checks of `put_stream`."""
-        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
-            return blob
-        upload = _Upload(self, StreamCheck(expected_sha256, max_bytes, expected_size))
-        try:
-            for chunk in chunks:
-                upload.check.check_room(len(chunk))
-                upload.add([chunk])
-            return upload.finish()
-        except BaseException:
-            upload.abort()
-            raise
+    def _writer(self, check: StreamCheck) -> _Upload:
+        return _Upload(self, check)
 
     def refresh(self, sha256: str) -> None:
         """A re-put refreshes the object's age (a copy onto itself), so the sweep spares it."""
@@ -224,6 +176,7 @@ class _Upload:
     bytes outgrow one part, and the stream's checks; completed only when they pass."""
 
     def __init__(self, store: S3ArtifactStore, check: StreamCheck):
+        self.batch_bytes = PART_SIZE
         self.store, self.check = store, check
         known = check.expected_sha256
         self.key = store._key(known) if known else f"{store.prefix}tmp/{uuid.uuid4().hex}"
@@ -268,8 +221,8 @@ class _Upload:
         log.info("stored blob %s (%d bytes) in s3://%s", blob.sha256, blob.size, bucket)
         return blob
 
-    def abort(self) -> None:
-        """Drop an unfinished upload: its parts never become an object."""
+    def close(self) -> None:
+        """Drop an unfinished upload (nothing once finished): its parts never become an object."""
         if self.upload_id is not None:
             try:
                 self.store.client.abort_multipart_upload(
