@@ -3,8 +3,9 @@ through the service's trainer (`run_training`) in a fresh child process, ratios 
 
 1. memory: a Qwen2-shaped model built from a config (hidden 1024, 16 layers, 50k vocabulary,
    278M parameters; --quick: 8 layers of 512, 32k vocabulary, 61M): full fine-tuning in fp32,
-   LoRA on an fp32 base, LoRA on a bf16 base. Figure: peak memory of the run (CPU: peak
-   anonymous resident memory, sampled, minus that before the model was loaded; CUDA:
+   LoRA on an fp32 base, LoRA on a bf16 base; the model is saved in bf16, as released
+   checkpoints are. Figure: peak memory of the run (CPU: peak resident set, sampled, minus
+   the resident set before the model was loaded; CUDA:
    `max_memory_allocated`), LoRA-bf16 / full (target <= 0.25) and LoRA-bf16 / LoRA-fp32
    (target <= 0.6).
 2. checkpointing: LoRA at sequence length 1100 on a 16 x 512 Qwen2 (--quick: 4 x 256):
@@ -63,35 +64,33 @@ def _status(field: str) -> int:
         return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1)) * 1024
 
 
-class AnonPeak:
-    """Peak anonymous resident memory (RssAnon, sampled every 2 ms): what the process
-    allocated, without the safetensors file pages it maps while loading (those are page
-    cache the kernel can drop; VmHWM would count them). The CPU analogue of CUDA's
-    max_memory_allocated."""
+class RssPeak:
+    """Peak resident memory (VmRSS, sampled every 2 ms, resettable unlike VmHWM): allocated
+    memory plus the weights mapped from safetensors files (resident pages of the process)."""
 
     def __init__(self) -> None:
-        self.peak = _status("RssAnon")
+        self.peak = _status("VmRSS")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _status("RssAnon"))
+            self.peak = max(self.peak, _status("VmRSS"))
 
     def reset(self) -> None:
-        self.peak = _status("RssAnon")
+        self.peak = _status("VmRSS")
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
-        return max(self.peak, _status("RssAnon"))
+        return max(self.peak, _status("VmRSS"))
 
 
 class Hooks:
     """Marks the memory when set-up is done (the `training N steps` line); keeps metrics."""
 
-    def __init__(self, cuda: bool, anon: AnonPeak | None) -> None:
+    def __init__(self, cuda: bool, anon: RssPeak | None) -> None:
         self.cuda = cuda
         self.anon = anon
         self.metrics: list[dict[str, float]] = []
@@ -108,7 +107,7 @@ class Hooks:
                 torch.cuda.reset_peak_memory_stats()
             else:
                 self.setup_peak = self.anon.peak
-                self.setup_bytes = _status("RssAnon")
+                self.setup_bytes = _status("VmRSS")
                 self.anon.reset()
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
@@ -132,9 +131,9 @@ def child(args: argparse.Namespace) -> dict:
     cuda = args.device.startswith("cuda")
     options = json.loads(args.options)
     spec = worker_spec(options["spec"])
-    anon = None if cuda else AnonPeak()
+    anon = None if cuda else RssPeak()
     hooks = Hooks(cuda, anon)
-    before = torch.cuda.memory_allocated() if cuda else _status("RssAnon")
+    before = torch.cuda.memory_allocated() if cuda else _status("VmRSS")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     result = run_training(
@@ -175,7 +174,8 @@ def run(args: argparse.Namespace, work: Path, model: Path, data: Path, spec: dic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def build(folder: Path, shape: dict) -> Path:
+def build(folder: Path, shape: dict, dtype: str = "float32") -> Path:
+    """A Qwen2 from a config, saved in `dtype` (released checkpoints are bf16)."""
     import torch
     from transformers import AutoModelForCausalLM, Qwen2Config
 
@@ -184,7 +184,7 @@ def build(folder: Path, shape: dict) -> Path:
     config = Qwen2Config(**shape, max_position_embeddings=4096, tie_word_embeddings=False,
                          bos_token_id=256, eos_token_id=257, pad_token_id=258)
     torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    AutoModelForCausalLM.from_config(config).to(getattr(torch, dtype)).save_pretrained(folder)
     build_byte_tokenizer().save_pretrained(folder)
     return folder
 
@@ -211,7 +211,7 @@ def _spec(model: dict, *, batch: int, micro: int, steps: int, max_length: int, *
 
 def bench_memory(args, work: Path) -> str:
     shape = SHAPES["memory-quick" if args.quick else "memory"]
-    model = build(work / "memory-model", shape)
+    model = build(work / "memory-model", shape, "bfloat16")
     data = dataset(work / "short.jsonl", 64, (16, 64))
     runs = {}
     for name, model_spec in [
@@ -231,7 +231,7 @@ def bench_memory(args, work: Path) -> str:
         f"(<= 0.25), LoRA-bf16/LoRA-fp32 {to_fp32:.3f} (<= 0.6): {verdict}; "
         f"{runs['full-fp32']['params'] / 1e6:.0f}M-parameter Qwen2 "
         f"({shape['num_hidden_layers']} x {shape['hidden_size']}, vocab {shape['vocab_size']}), "
-        f"LoRA r=16, batch 4, 2 steps"
+        f"saved in bf16, LoRA r=16, batch 4, 2 steps"
     )
 
 
