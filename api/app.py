@@ -20,9 +20,11 @@ from api.routers import (
     aliases,
     checkpoints,
     datasets,
+    evaluations,
     health,
     jobs,
     registry_archive,
+    samples,
     tokens,
     worker,
 )
@@ -38,7 +40,8 @@ log = logging.getLogger(__name__)
 BLOB_SWEEP_SECONDS = 600.0  # how often unreferenced blobs past their grace are collected
 
 ROUTERS = [health.router, jobs.router, worker.router, adapters.router, aliases.router,
-           checkpoints.router, datasets.router, tokens.router, registry_archive.router]
+           checkpoints.router, datasets.router, tokens.router, registry_archive.router,
+           evaluations.router, samples.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

@@ -92,6 +92,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "job_finished": 409,
     "adapter_in_use": 409,
     "import_conflict": 409,
+    "wrong_job_kind": 409,
     # 413, 415, 416
     "payload_too_large": 413,
     "artifact_too_large": 413,
@@ -128,6 +129,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "data_path_not_allowed": 422,
     "unknown_dataset": 422,
     "dataset_missing_key": 422,
+    "base_model_required": 422,
+    "task_result_mismatch": 422,
     # 5xx
     "internal_error": 500,
     "database_unavailable": 503,

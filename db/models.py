@@ -74,6 +74,11 @@ class Job(ProjectScoped, Base):
     source_checkpoint_id: Mapped[str | None] = mapped_column(String(40), index=True)
     lora_local_path: Mapped[str | None] = mapped_column(Text)
     adapter_id: Mapped[str | None] = mapped_column(String(40))
+    # `training`, `evaluation` or `sample` (service/schemas/tasks.py); the two others keep
+    # what was asked in `task` and what the worker measured or generated in `result`.
+    kind: Mapped[str] = mapped_column(String(16), default="training", server_default="training")
+    task: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -82,6 +87,7 @@ class Job(ProjectScoped, Base):
     __table_args__ = (
         Index("ix_jobs_claim", "state", "priority", "created_at"),
         Index("ix_jobs_lease", "state", "lease_expires_at"),
+        Index("ix_jobs_kind_parent", "kind", "parent_adapter_id"),
     )
 
 

@@ -13,7 +13,15 @@ from service.lora_path import LoraRef, find_adapter, find_checkpoint, job_rank
 from service.registry.adapters import adapter_files
 from service.registry.checkpoints import latest_checkpoint
 from service.registry.job_output import model_spec
-from service.schemas import JobInputs, LoraSource, ResumePoint, SourceFile
+from service.schemas import JobInputs, JobKind, LoraSource, ResumePoint, SourceFile, Task
+
+
+def task_of(job: models.Job) -> Task | None:
+    """What the worker of an evaluation or a sample job is told beyond the spec."""
+    if job.kind == JobKind.training.value or job.task is None:
+        return None
+    return Task(max_new_tokens=job.task["max_new_tokens"], prompts=job.task.get("prompts"),
+                temperature=job.task.get("temperature", 0.0), seed=job.task.get("seed", 0))
 
 
 def input_url(job_id: str, sha256: str) -> str:
@@ -74,7 +82,9 @@ def job_inputs(session: Session, job: models.Job) -> JobInputs:
         )
     data = job.spec["data"]
     datasets = {}
-    for reference in [*data["train_data_paths"], *(data.get("val_data_paths") or [])]:
+    named = [] if job.kind == JobKind.sample.value else [
+        *data["train_data_paths"], *(data.get("val_data_paths") or [])]
+    for reference in named:
         if reference.startswith("ds_"):
             row = session.scalar(select(models.Dataset).where(
                 models.Dataset.id == reference, models.Dataset.project == job.project))
@@ -82,7 +92,7 @@ def job_inputs(session: Session, job: models.Job) -> JobInputs:
                 raise NotFound(f"dataset {reference} is gone", code="dataset_not_found")
             datasets[reference] = source_file(job.id, f"{reference}.jsonl", row.sha256, row.size)
     return JobInputs(checkpoint=checkpoint, lora_source=lora_source(session, job),
-                     datasets=datasets)
+                     datasets=datasets, kind=JobKind(job.kind), task=task_of(job))
 
 
 def input_size(session: Session, job: models.Job, sha256: str) -> int:

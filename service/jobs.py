@@ -21,6 +21,7 @@ from service.schemas import (
     TRANSITIONS,
     Job,
     JobEvent,
+    JobKind,
     JobState,
     Page,
     Progress,
@@ -101,8 +102,11 @@ def submit_job(
     idempotency_key: str | None = None,
     digest: str | None = None,
     lora: ResolvedLora | None = None,
+    kind: JobKind = JobKind.training,
+    task: dict[str, Any] | None = None,
 ) -> Job:
-    """Queue a validated spec as a new job, with what its lora_path resolved to."""
+    """Queue a validated spec as a new job, with what its lora_path resolved to; an
+    evaluation or a sample job also keeps its `task` as submitted (service/tasks.py)."""
     spec = parsed.spec
     now = utcnow()
     row = models.Job(
@@ -123,6 +127,8 @@ def submit_job(
         parent_adapter_id=lora.parent_adapter_id if lora else None,
         source_checkpoint_id=lora.checkpoint_id if lora else None,
         lora_local_path=lora.local_path if lora else None,
+        kind=kind.value,
+        task=task,
         created_at=now,
         updated_at=now,
     )

@@ -23,6 +23,7 @@ from loraplane_client.api.worker import (
     claim_job,
     complete_job,
     fail_job,
+    finish_task,
     heartbeat_job,
     release_job,
     report_job_events,
@@ -40,6 +41,7 @@ from loraplane_client.models import (
     JobFailure,
     Release,
     Report,
+    TaskResult,
     WorkerEvent,
 )
 from loraplane_client.types import UNSET, File, Response
@@ -189,4 +191,9 @@ class WorkerClient:
 
     def complete(self, job_id: str, lease: str, result: AdapterResult) -> None:
         self._request(f"complete {job_id}", lambda: complete_job.sync_detailed(
+            job_id, client=self.sdk, body=result, x_loraplane_lease=lease))
+
+    def finish_task(self, job_id: str, lease: str, result: TaskResult) -> None:
+        """An evaluation's or a sample job's result: stored, and the job succeeds."""
+        self._request(f"result {job_id}", lambda: finish_task.sync_detailed(
             job_id, client=self.sdk, body=result, x_loraplane_lease=lease))

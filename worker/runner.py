@@ -17,10 +17,14 @@ from loraplane_client.models import (
     AdapterResultKind,
     AdapterResultMetricsType0,
     Claim,
+    EvaluationResults,
+    JobKind,
     LoraSource,
     LoraSourceKind,
     ResumePoint,
+    SampleResults,
     SourceFile,
+    TaskResult,
     WorkerEvent,
     WorkerEventData,
 )
@@ -234,9 +238,55 @@ class Worker:
         except Exception:  # the server is away: its lease sweep will requeue the job
             log.exception("job %s: could not report the failure", run.job_id)
 
+    def _stopped(self, run: JobRun, stopped: str | None) -> bool:
+        """Settle a run the trainer stopped (cancel or hand-back); False if it ran to the end."""
+        if stopped == "cancel":
+            if not run.lease_lost.is_set():
+                self.client.acknowledge_cancel(run.job_id, run.lease_id)
+            return True
+        if stopped == "handback":
+            self.client.release(run.job_id, run.lease_id, "worker shutting down (SIGTERM)")
+            return True
+        return False
+
+    def _run_task(self, run: JobRun, kind: JobKind, work_dir: Path) -> None:
+        """An evaluation or a sample job: no checkpoints; a retry starts it again."""
+        from worker.trainer import resolve_model_dir
+        from worker.trainer.evaluate import run_evaluation
+        from worker.trainer.sample import run_sample
+
+        claim, spec, task = run.claim, run.claim.job.spec, run.claim.task
+        if not task:
+            raise ServerError(f"the claim of {kind} job {run.job_id} carries no task",
+                              code="invalid_claim")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        base = resolve_model_dir(self._base_model(spec.actor.model.model_path),
+                                 self.options.models_dir)
+        adapter = self._lora_source(claim.lora_source or None, work_dir / "adapter")
+        if kind == JobKind.EVALUATION:
+            datasets = claim.datasets.additional_properties if claim.datasets else {}
+            files = [self._dataset(p, datasets) for p in spec.data.train_data_paths]
+            results, stopped = run_evaluation(spec, base, adapter, files,
+                                              max_new_tokens=task.max_new_tokens,
+                                              device=self.device, hooks=run)
+            body = TaskResult(evaluation=EvaluationResults.from_dict(results or {}))
+        else:
+            completions, stopped = run_sample(
+                base, adapter, list(task.prompts or []), max_new_tokens=task.max_new_tokens,
+                temperature=float(task.temperature or 0.0), seed=int(task.seed or 0),
+                device=self.device, hooks=run)
+            body = TaskResult(sample=SampleResults.from_dict({"completions": completions}))
+        run.flush()
+        if not self._stopped(run, stopped):
+            self.client.finish_task(run.job_id, run.lease_id, body)
+
     def _train(self, run: JobRun, work_dir: Path) -> None:
         from worker.trainer import TrainingInputs, resolve_model_dir, run_training
 
+        kind = run.claim.kind if isinstance(run.claim.kind, JobKind) else JobKind.TRAINING
+        if kind != JobKind.TRAINING:
+            self._run_task(run, kind, work_dir)
+            return
         claim, spec = run.claim, run.claim.job.spec
         work_dir.mkdir(parents=True, exist_ok=True)
         base = self._base_model(spec.actor.model.model_path)
@@ -258,12 +308,7 @@ class Worker:
         )
         result = run_training(spec, inputs, hooks=run)
         run.flush()
-        if result.stopped == "cancel":
-            if not run.lease_lost.is_set():
-                self.client.acknowledge_cancel(run.job_id, run.lease_id)
-            return
-        if result.stopped == "handback":
-            self.client.release(run.job_id, run.lease_id, "worker shutting down (SIGTERM)")
+        if self._stopped(run, result.stopped):
             return
         files = self.client.upload_folder(run.job_id, run.lease_id, result.output_dir)
         metrics = {**result.metrics, "step": result.step,

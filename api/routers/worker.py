@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
 from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, problems
-from service import dispatch, queue
+from service import dispatch, queue, tasks
 from service.artifacts import Blob, validate_sha256
 from service.registry.blobs import collect_garbage
 from service.schemas import (
@@ -30,6 +30,7 @@ from service.schemas import (
     Release,
     Report,
     Role,
+    TaskResult,
 )
 
 router = APIRouter(prefix="/worker", tags=["worker"],
@@ -183,4 +184,14 @@ def complete(job_id: str, body: AdapterResult, lease: LeaseHeader, session: Work
     session.commit()
     if freed:
         collect_garbage(session, state.store, freed)
+    return job
+
+
+@router.post("/jobs/{job_id}/result", response_model=Job, operation_id="finish_task",
+             summary="Finish an evaluation or a sample job: its result is stored and it "
+             "succeeds, together", responses=ERRORS)
+def finish_task(job_id: str, body: TaskResult, lease: LeaseHeader,
+                session: WorkerSessionDep) -> Job:
+    job = tasks.finish_task(session, job_id, lease, body)
+    session.commit()
     return job

@@ -14,6 +14,7 @@ from db import models
 from service.errors import Conflict, InvalidRequest, NotFound
 from service.paging import decode_cursor, encode_cursor, newest_first
 from service.registry import ordering
+from service.registry.evaluations import evaluations_of
 from service.registry.job_output import HOLDING_STATES
 from service.registry.urls import adapter_archive_url, adapter_lora_path
 from service.schemas import Adapter, FileRef, LineageEntry, Page, from_row
@@ -113,10 +114,11 @@ def to_adapters(
 ) -> list[Adapter]:
     """The public views of adapter rows, with their files, aliases and lineage."""
     ids = [r.id for r in rows]
-    files, aliases, lineages = (
+    files, aliases, lineages, evaluations = (
         _files_of(session, ids),
         _aliases_of(session, ids),
         _lineages(session, rows),
+        evaluations_of(session, ids),
     )
     return [
         from_row(
@@ -125,6 +127,7 @@ def to_adapters(
             files=files[r.id],
             lineage=lineages[r.id],
             aliases=aliases[r.id],
+            evaluations=evaluations[r.id],
             lora_path=adapter_lora_path(r.id, base_url),
             download_url=adapter_archive_url(r.id, base_url),
         )

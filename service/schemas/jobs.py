@@ -18,6 +18,14 @@ class JobState(StrEnum):
     cancelled = "cancelled"
 
 
+class JobKind(StrEnum):
+    """What a job does; every kind moves through the same states (TRANSITIONS)."""
+
+    training = "training"
+    evaluation = "evaluation"
+    sample = "sample"
+
+
 TERMINAL_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
 
 
@@ -48,10 +56,12 @@ class Progress(BaseModel):
 
 
 class Job(BaseModel):
-    """A training job as clients see it."""
+    """A job as clients see it: training, or an evaluation or a sample (their own views are
+    `Evaluation` and `Sample`)."""
 
     id: str
     project: str
+    kind: JobKind = Field(JobKind.training, description="`training`, `evaluation` or `sample`.")
     name: str | None
     state: JobState
     priority: int

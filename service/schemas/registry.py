@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.common import MAX_BIGINT, MAX_INT
+from service.schemas.tasks import EvaluationSummary
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the bytes, lowercase hex.")
 # Tags: keys of this grammar (no `:`, so `tag=k:v` filters split unambiguously), short values.
@@ -75,6 +76,9 @@ class Adapter(BaseModel):
     tags: dict[str, str]
     lora_path: str = Field(description="Pass as `actor.model.lora_path` to continue from it.")
     download_url: str = Field(description="The PEFT folder as one tar stream.")
+    evaluations: list[EvaluationSummary] = Field(
+        default_factory=list,
+        description="Evaluations of this adapter (POST /evaluations), newest first (50 at most).")
 
 class Alias(BaseModel):
     name: str

@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from service.schemas.common import MAX_INT
-from service.schemas.jobs import Job
+from service.schemas.jobs import Job, JobKind
 from service.schemas.registry import FileRef
+from service.schemas.tasks import Task
 
 
 class ClaimRequest(BaseModel):
@@ -90,6 +91,8 @@ class JobInputs(BaseModel):
     lora_source: LoraSource | None = Field(None, description="The adapter `lora_path` names.")
     datasets: dict[str, SourceFile] = Field(
         default_factory=dict, description="Uploaded datasets (`ds_…`) the spec names.")
+    kind: JobKind = Field(JobKind.training, description="What to run: train, evaluate or sample.")
+    task: Task | None = Field(None, description="An evaluation's or a sample's parameters.")
 
     def files(self) -> list[SourceFile]:
         """Every file of these inputs."""

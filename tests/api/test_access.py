@@ -82,11 +82,18 @@ ACCESS: dict[tuple[str, str], str] = {
     ("HEAD", "/worker/jobs/{job_id}/inputs/{sha256}"): WORKER,
     ("POST", "/worker/jobs/{job_id}/checkpoints"): WORKER,
     ("POST", "/worker/jobs/{job_id}/complete"): WORKER,
+    ("POST", "/worker/jobs/{job_id}/result"): WORKER,
+    ("POST", "/evaluations"): MEMBER,
+    ("GET", "/evaluations/{evaluation_id}"): MEMBER,
+    ("POST", "/samples"): MEMBER,
+    ("GET", "/samples/{sample_id}"): MEMBER,
 }
 
 # Made-up values for path parameters: the matrix is about access, not about objects.
 PATH_VALUES = {
     "job_id": "job_" + "0" * 26,
+    "evaluation_id": "job_" + "0" * 26,
+    "sample_id": "job_" + "0" * 26,
     "checkpoint_id": "ck_" + "0" * 26,
     "adapter_id": "ad_" + "0" * 26,
     "dataset_id": "ds_" + "0" * 26,

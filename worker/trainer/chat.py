@@ -76,6 +76,11 @@ def _render(tokenizer: Any, messages: Messages, *, generation_prompt: bool) -> s
         ) from exc
 
 
+def generation_prompt(tokenizer: Any, messages: Messages) -> str:
+    """The rendered turns followed by the template's cue for the assistant's next turn."""
+    return _render(tokenizer, messages, generation_prompt=True)
+
+
 def assistant_segments(tokenizer: Any, messages: Messages) -> list[tuple[str, bool]]:
     """The rendered conversation as (text, is_assistant) segments, up to the last assistant turn."""
     segments: list[tuple[str, bool]] = []

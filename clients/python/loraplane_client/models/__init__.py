@@ -20,8 +20,14 @@ from .checkpoint_upload import CheckpointUpload
 from .claim import Claim
 from .claim_datasets import ClaimDatasets
 from .claim_request import ClaimRequest
+from .completion import Completion
 from .data_spec import DataSpec
 from .dataset import Dataset
+from .evaluation import Evaluation
+from .evaluation_create import EvaluationCreate
+from .evaluation_results import EvaluationResults
+from .evaluation_summary import EvaluationSummary
+from .example_result import ExampleResult
 from .field_problem import FieldProblem
 from .file_ref import FileRef
 from .fsdp_config_spec import FsdpConfigSpec
@@ -33,6 +39,7 @@ from .job_error import JobError
 from .job_event import JobEvent
 from .job_event_data import JobEventData
 from .job_failure import JobFailure
+from .job_kind import JobKind
 from .job_metrics_type_0 import JobMetricsType0
 from .job_spec import JobSpec
 from .job_state import JobState
@@ -64,7 +71,12 @@ from .report_metrics_type_0 import ReportMetricsType0
 from .resume_point import ResumePoint
 from .role import Role
 from .runner_spec import RunnerSpec
+from .sample import Sample
+from .sample_create import SampleCreate
+from .sample_results import SampleResults
 from .source_file import SourceFile
+from .task import Task
+from .task_result import TaskResult
 from .token_create import TokenCreate
 from .token_info import TokenInfo
 from .worker_event import WorkerEvent
@@ -91,8 +103,14 @@ __all__ = (
     "Claim",
     "ClaimDatasets",
     "ClaimRequest",
+    "Completion",
     "DataSpec",
     "Dataset",
+    "Evaluation",
+    "EvaluationCreate",
+    "EvaluationResults",
+    "EvaluationSummary",
+    "ExampleResult",
     "FieldProblem",
     "FileRef",
     "FsdpConfigSpec",
@@ -104,6 +122,7 @@ __all__ = (
     "JobEvent",
     "JobEventData",
     "JobFailure",
+    "JobKind",
     "JobMetricsType0",
     "JobSpec",
     "JobState",
@@ -135,7 +154,12 @@ __all__ = (
     "ResumePoint",
     "Role",
     "RunnerSpec",
+    "Sample",
+    "SampleCreate",
+    "SampleResults",
     "SourceFile",
+    "Task",
+    "TaskResult",
     "TokenCreate",
     "TokenInfo",
     "WorkerEvent",

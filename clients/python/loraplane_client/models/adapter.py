@@ -9,10 +9,12 @@ from attrs import field as _attrs_field
 
 from ..models.adapter_kind import AdapterKind
 from ..models.adapter_source import AdapterSource
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.adapter_metrics_type_0 import AdapterMetricsType0
     from ..models.adapter_tags import AdapterTags
+    from ..models.evaluation_summary import EvaluationSummary
     from ..models.file_ref import FileRef
     from ..models.lineage_entry import LineageEntry
 
@@ -48,6 +50,8 @@ class Adapter:
         tags (AdapterTags):
         target_modules (list[str]):
         version (int): Monotonic per name, from 1.
+        evaluations (list[EvaluationSummary] | Unset): Evaluations of this adapter (POST /evaluations), newest first (50
+            at most).
     """
 
     aliases: list[str]
@@ -72,6 +76,7 @@ class Adapter:
     tags: AdapterTags
     target_modules: list[str]
     version: int
+    evaluations: list[EvaluationSummary] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +143,13 @@ class Adapter:
 
         version = self.version
 
+        evaluations: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.evaluations, Unset):
+            evaluations = []
+            for evaluations_item_data in self.evaluations:
+                evaluations_item = evaluations_item_data.to_dict()
+                evaluations.append(evaluations_item)
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -166,6 +178,8 @@ class Adapter:
                 "version": version,
             }
         )
+        if evaluations is not UNSET:
+            field_dict["evaluations"] = evaluations
 
         return field_dict
 
@@ -173,6 +187,7 @@ class Adapter:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.adapter_metrics_type_0 import AdapterMetricsType0
         from ..models.adapter_tags import AdapterTags
+        from ..models.evaluation_summary import EvaluationSummary
         from ..models.file_ref import FileRef
         from ..models.lineage_entry import LineageEntry
 
@@ -279,6 +294,15 @@ class Adapter:
 
         version = d.pop("version")
 
+        _evaluations = d.pop("evaluations", UNSET)
+        evaluations: list[EvaluationSummary] | Unset = UNSET
+        if _evaluations is not UNSET:
+            evaluations = []
+            for evaluations_item_data in _evaluations:
+                evaluations_item = EvaluationSummary.from_dict(evaluations_item_data)
+
+                evaluations.append(evaluations_item)
+
         adapter = cls(
             aliases=aliases,
             alpha=alpha,
@@ -302,6 +326,7 @@ class Adapter:
             tags=tags,
             target_modules=target_modules,
             version=version,
+            evaluations=evaluations,
         )
 
         adapter.additional_properties = d

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.job_kind import JobKind
 from ..models.job_state import JobState
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.job_error import JobError
@@ -21,28 +23,30 @@ T = TypeVar("T", bound="Job")
 
 @_attrs_define
 class Job:
-    """A training job as clients see it.
+    """A job as clients see it: training, or an evaluation or a sample (their own views are
+    `Evaluation` and `Sample`).
 
-    Attributes:
-        adapter_id (None | str):
-        attempt (int):
-        created_at (datetime.datetime):
-        error (JobError | None):
-        finished_at (datetime.datetime | None):
-        id (str):
-        ignored_keys (list[str]): Keys of the submitted spec the service does not use.
-        lease_expires_at (datetime.datetime | None):
-        max_attempts (int):
-        metrics (JobMetricsType0 | None):
-        name (None | str):
-        parent_adapter_id (None | str):
-        priority (int):
-        progress (Progress):
-        project (str):
-        spec (JobSpec): A training job: the RLinf sections loraplane acts on, plus queue options.
-        started_at (datetime.datetime | None):
-        state (JobState):
-        worker_id (None | str):
+        Attributes:
+            adapter_id (None | str):
+            attempt (int):
+            created_at (datetime.datetime):
+            error (JobError | None):
+            finished_at (datetime.datetime | None):
+            id (str):
+            ignored_keys (list[str]): Keys of the submitted spec the service does not use.
+            lease_expires_at (datetime.datetime | None):
+            max_attempts (int):
+            metrics (JobMetricsType0 | None):
+            name (None | str):
+            parent_adapter_id (None | str):
+            priority (int):
+            progress (Progress):
+            project (str):
+            spec (JobSpec): A training job: the RLinf sections loraplane acts on, plus queue options.
+            started_at (datetime.datetime | None):
+            state (JobState):
+            worker_id (None | str):
+            kind (JobKind | Unset): What a job does; every kind moves through the same states (TRANSITIONS).
     """
 
     adapter_id: None | str
@@ -64,6 +68,7 @@ class Job:
     started_at: datetime.datetime | None
     state: JobState
     worker_id: None | str
+    kind: JobKind | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +137,10 @@ class Job:
         worker_id: None | str
         worker_id = self.worker_id
 
+        kind: str | Unset = UNSET
+        if not isinstance(self.kind, Unset):
+            kind = self.kind.value
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -157,6 +166,8 @@ class Job:
                 "worker_id": worker_id,
             }
         )
+        if kind is not UNSET:
+            field_dict["kind"] = kind
 
         return field_dict
 
@@ -292,6 +303,13 @@ class Job:
 
         worker_id = _parse_worker_id(d.pop("worker_id"))
 
+        _kind = d.pop("kind", UNSET)
+        kind: JobKind | Unset
+        if isinstance(_kind, Unset):
+            kind = UNSET
+        else:
+            kind = JobKind(_kind)
+
         job = cls(
             adapter_id=adapter_id,
             attempt=attempt,
@@ -312,6 +330,7 @@ class Job:
             started_at=started_at,
             state=state,
             worker_id=worker_id,
+            kind=kind,
         )
 
         job.additional_properties = d

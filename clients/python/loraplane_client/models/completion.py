@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="Completion")
+
+
+@_attrs_define
+class Completion:
+    """
+    Attributes:
+        completion (str):
+        prompt (str):
+        tokens (int): Tokens generated.
+    """
+
+    completion: str
+    prompt: str
+    tokens: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        completion = self.completion
+
+        prompt = self.prompt
+
+        tokens = self.tokens
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "completion": completion,
+                "prompt": prompt,
+                "tokens": tokens,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        d = dict(src_dict)
+        completion = d.pop("completion")
+
+        prompt = d.pop("prompt")
+
+        tokens = d.pop("tokens")
+
+        completion = cls(
+            completion=completion,
+            prompt=prompt,
+            tokens=tokens,
+        )
+
+        completion.additional_properties = d
+        return completion
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
