@@ -131,7 +131,8 @@ def exit_for(job: Job) -> Exit:
 
 def report_outcome(ctx: typer.Context, job: Job) -> None:
     """Print how an ended job ended, with the adapter a successful one made."""
-    adapter = _adapter(ctx, job.adapter_id) if str(job.state) == "succeeded" else None
+    made = str(job.state) == "succeeded" and unset(job.adapter_id)  # evaluations make none
+    adapter = _adapter(ctx, job.adapter_id) if made else None
     print_outcome(job, adapter)
 
 

@@ -12,6 +12,7 @@ from cli.common import EXIT_CODES_HELP, Remote
 from cli.jobs import jobs_app
 from cli.registry import adapters_app, datasets_app
 from cli.submit import submit
+from cli.tasks import evaluate, sample
 from cli.tokens import tokens_app
 from cli.transfer import export, import_archive
 
@@ -27,6 +28,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(tokens_app, name="tokens")
+app.command("eval", epilog=EXIT_CODES_HELP)(evaluate)
+app.command(epilog=EXIT_CODES_HELP)(sample)
 app.command("export")(export)
 app.command("import")(import_archive)
 app.command()(processes.serve)

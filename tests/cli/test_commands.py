@@ -281,3 +281,33 @@ def test_the_demo_spec_of_the_walkthrough_is_valid() -> None:
     assert (model.model_path, model.is_lora, model.lora_rank) == ("demo-tiny-llama", True, 8)
     assert parsed.spec.runner.experiment_name == "demo-adapter"
     assert parsed.ignored_keys == []
+
+
+def test_eval_waits_and_shows_the_figures(server: LiveServer, first: dict) -> None:
+    adapter = f"cli-demo:{1}"
+    result = run(server, "eval", adapter, "--dataset", "demo", "--max-samples", "4",
+                 "--max-new-tokens", "4")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    for word in ("evaluation", "job_", "succeeded", "loss", "perplexity", "exact match", "/4 ("):
+        assert word in result.stdout
+    evaluation = as_json(run(server, "eval", "--base-model", BASE_MODEL, "--max-samples", "4",
+                             "--max-new-tokens", "4", "--json"))
+    assert evaluation["state"] == "succeeded" and evaluation["adapter"] is None
+    assert evaluation["results"]["rows"] == 4 and len(evaluation["results"]["examples"]) == 4
+    no_wait = as_json(run(server, "eval", adapter, "--no-wait", "--json"))
+    assert no_wait["state"] in ("queued", "running")
+    refused = run(server, "eval", "--max-samples", "4")  # neither adapter nor base model
+    assert refused.exit_code != 0 and "base_model" in refused.stderr
+
+
+def test_sample_prints_the_completions_greedy_twice_alike(server: LiveServer, first: dict) -> None:
+    def completions() -> list[str]:
+        done = as_json(run(server, "sample", "cli-demo:1", "-p", "max 66 2\n", "-p", "hi",
+                           "--max-new-tokens", "6", "--json"))
+        assert done["state"] == "succeeded", done["error"]
+        return [c["completion"] for c in done["results"]["completions"]]
+
+    assert completions() == completions()
+    shown = run(server, "sample", "cli-demo:1", "-p", "hello", "--max-new-tokens", "4")
+    assert shown.exit_code == 0 and "hello" in shown.stdout
+    assert run(server, "sample", "cli-demo:1").exit_code != 0  # no --prompt
