@@ -235,7 +235,7 @@ def delete_adapter(session: Session, adapter_id: str) -> list[str]:
         .order_by(models.Alias.alias)
     ).all()
     jobs = session.execute(
-        select(models.Job.id, models.Job.state)
+        select(models.Job.id, models.Job.state, models.Job.kind)
         .where(models.Job.parent_adapter_id == adapter_id, models.Job.state.in_(HOLDING_STATES))
         .order_by(models.Job.id)
     ).all()
@@ -246,9 +246,10 @@ def delete_adapter(session: Session, adapter_id: str) -> list[str]:
             verb = "aliases {} point" if len(aliases) > 1 else "alias {} points"
             reasons.append(f"{verb.format(names)} to it")
         if jobs:
-            held = ", ".join(f"{j} ({s})" for j, s in jobs)
-            verb = "jobs {} continue" if len(jobs) > 1 else "job {} continues"
-            reasons.append(f"{verb.format(held)} from it")
+            held = ", ".join(f"{j} ({s})" if k == "training" else f"{j} ({k}, {s})"
+                             for j, s, k in jobs)
+            verb = "jobs {} use" if len(jobs) > 1 else "job {} uses"
+            reasons.append(f"{verb.format(held)} it")
         raise Conflict(
             f"adapter {adapter_id} ({row.name} v{row.version}) is in use: {'; '.join(reasons)}. "
             "Move or delete the aliases and let the jobs finish (or cancel them) first.",

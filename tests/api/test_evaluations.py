@@ -138,3 +138,5 @@ def _check_refusals(client: TestClient, trained: dict) -> None:
                                               "prompts": ["x"]}).json()["id"]
     assert_problem(client.get(f"/evaluations/{sample_id}"), 404)
     assert client.get(f"/jobs/{sample_id}").json()["kind"] == "sample"
+    held = client.delete(f"/adapters/{trained['id']}")  # a queued sample job uses it
+    assert held.status_code == 409 and f"{sample_id} (sample, queued)" in held.json()["detail"]
