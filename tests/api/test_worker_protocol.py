@@ -28,15 +28,25 @@ def test_claim_order_priority_then_age(client: TestClient):
     assert client.post("/worker/claim", json={"worker_id": "w"}).status_code == 204
 
 
-@pytest.fixture
-def short_lease(db_url: str, tmp_path: Path):
-    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, lease_seconds=0.4,
+def _app_with_lease(db_url: str, tmp_path: Path, seconds: float):
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, lease_seconds=seconds,
                         max_attempts=2, queue_poll_seconds=0.05)
     from api.app import create_app
 
     with TestClient(create_app(settings)) as client:
         authenticate_as_admin(client, settings)
         yield client
+
+
+@pytest.fixture
+def short_lease(db_url: str, tmp_path: Path):
+    yield from _app_with_lease(db_url, tmp_path, 0.4)
+
+
+@pytest.fixture
+def lease_of_a_second(db_url: str, tmp_path: Path):
+    """Long enough that a loaded machine's pause between two beats does not end it."""
+    yield from _app_with_lease(db_url, tmp_path, 1.0)
 
 
 def _lease(lease_id: str) -> dict[str, str]:
@@ -96,11 +106,11 @@ def test_last_attempt_lost_fails_with_worker_lost(short_lease: TestClient):
     assert failed["attempt"] == 2
 
 
-def test_heartbeat_extends_the_lease(short_lease: TestClient):
-    client = short_lease
+def test_heartbeat_extends_the_lease(lease_of_a_second: TestClient):
+    client = lease_of_a_second
     job = client.post("/jobs", json=SPEC).json()
     lease = client.post("/worker/claim", json={"worker_id": "w"}).json()
-    for _ in range(8):  # 1.6 s of heartbeats at a quarter of the 0.4 s lease
+    for _ in range(30):  # 3 s of heartbeats, a tenth of the 1 s lease apart
         beat = client.post(f"/worker/jobs/{job['id']}/heartbeat", headers=_lease(lease["lease_id"]))
         assert beat.status_code == 200
         assert beat.json()["cancel_requested"] is False
