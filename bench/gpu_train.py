@@ -3,9 +3,11 @@ each against a bare peft / torch loop on the same model, data, batch, precision 
 
 Modes: `lora` and `full` run the service's trainer (`run_training`, what a worker calls);
 `bare-lora` (get_peft_model + AdamW) and `bare-full` (AdamW on every parameter) are plain loops
-written here, fed the very same batches (built with the trainer's data functions), with the
-trainer's numerics: fp32 master weights under `torch.autocast(bf16)`, loss over answer tokens,
-clip 1.0. Reports median tokens/s (first steps excluded as warm-up), peak GPU memory
+written here, fed the very same batches (built with the trainer's data functions), with fp32
+master weights under `torch.autocast(bf16)`, loss over answer tokens, clip 1.0. The trainer's
+full mode matches those numerics; its LoRA mode holds the frozen base in bf16 (the param
+dtype; LoRA weights and AdamW state fp32), so its memory is lower than the bare LoRA loop's by
+design and its tokens/s is compared against a loop that does more memory traffic. Reports median tokens/s (first steps excluded as warm-up), peak GPU memory
 (`torch.cuda.max_memory_allocated`, reset per mode) and trainable parameters for each mode, and
 trainer/bare ratios, as JSON in `<out>/gpu_bench.json`, as a table, and as one summary line.
 Exits with an error when no CUDA device is visible (unless `--device cpu`).
