@@ -15,7 +15,7 @@ from tests.live import LiveServer, LiveWorker, wait_for_job
 pytestmark = pytest.mark.slow
 
 SERVER_ENV = {"LORAPLANE_LEASE_SECONDS": "2", "LORAPLANE_QUEUE_POLL_SECONDS": "0.1"}
-ROWS = 20
+ROWS = 60  # long enough (~0.1 s a row) that the kill lands well before the last row
 
 
 def _wait_row(client: httpx.Client, job_id: str, row: int, timeout: float = 120) -> None:
@@ -35,7 +35,7 @@ def test_killed_worker_mid_evaluation_does_not_lose_it(db_url: str, tmp_path: Pa
         try:
             created = client.post("/evaluations", json={
                 "adapter": None, "base_model": "demo-tiny-llama", "dataset": "demo",
-                "max_samples": ROWS, "max_new_tokens": 16}).json()
+                "max_samples": ROWS, "max_new_tokens": 64}).json()
             _wait_row(client, created["id"], 3)
             first.signal(signal.SIGKILL)
             first.wait()
