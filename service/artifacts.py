@@ -72,8 +72,11 @@ class ArtifactStore(ABC):
         expected_size: int | None = None,
     ) -> Blob:
         """Store the bytes of an async stream, verifying size and sha256 as they arrive."""
-        if (blob := self._shortcut(expected_sha256, max_bytes, expected_size)) is not None:
-            return blob
+        # The lookup is I/O (a stat, or a HEAD request to object storage): off the event loop.
+        shortcut = await anyio.to_thread.run_sync(
+            self._shortcut, expected_sha256, max_bytes, expected_size)
+        if shortcut is not None:
+            return shortcut
         writer = self._writer(StreamCheck(expected_sha256, max_bytes, expected_size))
         try:
             pending: list[bytes] = []
@@ -134,6 +137,10 @@ class ArtifactStore(ABC):
     def size(self, sha256: str) -> int:
         """Size in bytes of a stored blob; `NotFound` if absent."""
 
+    def stored_size(self, sha256: str) -> int | None:
+        """Size in bytes of a stored blob, or None if absent (one lookup where it can be)."""
+        return self.size(sha256) if self.exists(sha256) else None
+
     @abstractmethod
     def open(self, sha256: str) -> BinaryIO:
         """A binary file object reading the blob from the start; `NotFound` if absent."""
@@ -166,9 +173,11 @@ class ArtifactStore(ABC):
         self, expected_sha256: str | None, max_bytes: int | None, expected_size: int | None
     ) -> Blob | None:
         """The stored blob when the caller names one we already hold, so nothing is read."""
-        if expected_sha256 is None or not self.exists(expected_sha256):
+        if expected_sha256 is None:
             return None
-        size = self.size(expected_sha256)
+        size = self.stored_size(expected_sha256)
+        if size is None:
+            return None
         if max_bytes is not None and size > max_bytes:
             raise ArtifactTooLarge(f"artifact of {size} bytes exceeds the limit of {max_bytes}")
         if expected_size is not None and size != expected_size:

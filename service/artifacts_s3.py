@@ -88,10 +88,15 @@ class S3ArtifactStore(ArtifactStore):
 
     def size(self, sha256: str) -> int:
         """Size in bytes of a stored blob; `NotFound` if absent."""
-        head = self._head(sha256)
-        if head is None:
+        size = self.stored_size(sha256)
+        if size is None:
             raise NotFound(f"blob {sha256} not found")
-        return int(head["ContentLength"])
+        return size
+
+    def stored_size(self, sha256: str) -> int | None:
+        """Size in bytes of a stored blob, or None if absent: one HEAD request."""
+        head = self._head(sha256)
+        return None if head is None else int(head["ContentLength"])
 
     def _get(self, sha256: str, **options: Any) -> Any:
         try:

@@ -148,3 +148,22 @@ def test_artifacts_urls_that_name_no_bucket_are_refused(url: str, tmp_path) -> N
         parse_s3_url(url)
     with pytest.raises(ValidationError, match="artifacts_url"):  # at start-up, not later
         Settings(data_dir=tmp_path, artifacts_url=url)
+
+
+def test_a_re_put_of_a_stored_blob_sends_no_bytes_and_one_lookup(store: S3ArtifactStore) -> None:
+    data = os.urandom(2000)
+    blob = store.put_bytes(data)
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.s3.*",
+                                      lambda model, **_: calls.append(model.name))
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield data
+
+    async def reput() -> None:
+        again = await store.put_stream(stream(), expected_sha256=blob.sha256,
+                                       max_bytes=len(data))
+        assert again == blob
+
+    anyio.run(reput)
+    assert calls == ["HeadObject", "CopyObject"]  # the lookup, and the age refresh
