@@ -1,0 +1,23 @@
+"""webhooks: subscriptions, the outbox, deliveries
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02 07:10:00.000000
+
+(Filled in by the change that needs it.)
+"""
+
+from __future__ import annotations
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,23 @@
+"""adapters: serving verdicts
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02 07:10:00.000000
+
+(Filled in by the change that needs it.)
+"""
+
+from __future__ import annotations
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
