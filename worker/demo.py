@@ -39,14 +39,18 @@ _DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def demo_model_config() -> dict:
-    """The demo model's LlamaConfig arguments: ~107k parameters, untied head."""
+    """The demo model's LlamaConfig arguments: ~107k parameters, untied head.
+
+    Two query heads of 32 dimensions sharing one key/value head: vLLM's CPU attention takes
+    head sizes from 32 up, so a vLLM server on a laptop can serve the demo and its adapters.
+    """
     return {
         "vocab_size": BYTE_VOCAB_SIZE + 3,
         "hidden_size": 64,
         "intermediate_size": 128,
         "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
         "max_position_embeddings": 2048,
         "bos_token_id": BYTE_VOCAB_SIZE,
         "eos_token_id": BYTE_VOCAB_SIZE + 1,
@@ -70,11 +74,9 @@ def _byte_to_char() -> dict[int, str]:
     return mapping
 
 
-def build_byte_tokenizer():
-    """A byte-level tokenizer: token id == byte value, then `<s>`, `</s>`, `<pad>` (256..258),
-    with a small chat template (DEMO_CHAT_TEMPLATE)."""
+def _byte_level_tokenizer():
+    """The `tokenizers` object: token id == byte value, then `<s>`, `</s>`, `<pad>`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {char: byte for byte, char in _byte_to_char().items()}
     if set(vocab) != set(pre_tokenizers.ByteLevel.alphabet()):
@@ -88,45 +90,101 @@ def build_byte_tokenizer():
         pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
         special_tokens=[(BOS_TOKEN, BYTE_VOCAB_SIZE)],
     )
+    return tokenizer
+
+
+def demo_tokenizer_config() -> dict:
+    """The demo's tokenizer_config.json, written by hand so that every transformers loads it.
+
+    transformers 5 would save `"tokenizer_class": "TokenizersBackend"` (a class 4.x lacks)
+    and the chat template as a separate `chat_template.jinja` (which older 4.x ignore);
+    `PreTrainedTokenizerFast` over `tokenizer.json`, the template inline, is read by both.
+    `clean_up_tokenization_spaces` is spelled out because 4.x defaulted it to true, which
+    would change decoded text (" ." -> ".").
+    """
+    specials = (BOS_TOKEN, EOS_TOKEN, PAD_TOKEN)
+    return {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": BOS_TOKEN,
+        "eos_token": EOS_TOKEN,
+        "pad_token": PAD_TOKEN,
+        "model_max_length": demo_model_config()["max_position_embeddings"],
+        "clean_up_tokenization_spaces": False,
+        "added_tokens_decoder": {
+            str(BYTE_VOCAB_SIZE + index): {
+                "content": token,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
+            for index, token in enumerate(specials)
+        },
+        "chat_template": DEMO_CHAT_TEMPLATE,
+    }
+
+
+def build_byte_tokenizer():
+    """A byte-level tokenizer: token id == byte value, then `<s>`, `</s>`, `<pad>` (256..258),
+    with a small chat template (DEMO_CHAT_TEMPLATE)."""
+    from transformers import PreTrainedTokenizerFast
+
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
+        tokenizer_object=_byte_level_tokenizer(),
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
         model_max_length=demo_model_config()["max_position_embeddings"],
+        clean_up_tokenization_spaces=False,
     )
     fast.chat_template = DEMO_CHAT_TEMPLATE
     return fast
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
 def _save_tokenizer(directory: Path) -> None:
-    from transformers.utils import logging as hf_logging
+    """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json (see
+    `demo_tokenizer_config`), byte for byte the same on every transformers version."""
+    directory = Path(directory)
+    _byte_level_tokenizer().save(str(directory / "tokenizer.json"), pretty=True)
+    config = demo_tokenizer_config()
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    special = {key: config[key] for key in ("bos_token", "eos_token", "pad_token")}
+    (directory / "special_tokens_map.json").write_text(
+        json.dumps(special, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        build_byte_tokenizer().save_pretrained(directory)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
-
-def _add_chat_template(target: Path) -> None:
-    """Give a demo model generated before the chat template its tokenizer files anew (the
-    weights and config.json, hence its fingerprint, stay as they are)."""
+def _tokenizer_is_current(target: Path) -> bool:
     config = target / "tokenizer_config.json"
-    if (target / "chat_template.jinja").is_file() or (
-        config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
-    ):
+    if not config.is_file() or (target / "chat_template.jinja").exists():
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")) == demo_tokenizer_config()
+    except ValueError:
+        return False
+
+
+def _refresh_tokenizer(target: Path) -> None:
+    """Give a demo model generated by an older loraplane the current tokenizer files (no
+    chat template, or transformers 5's `TokenizersBackend` that 4.x cannot load); the weights
+    and config.json, hence its fingerprint, stay as they are."""
+    if _tokenizer_is_current(target):
         return
     staging = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-tokenizer-", dir=target.parent))
     try:
         _save_tokenizer(staging)
         for path in staging.iterdir():
             os.replace(path, target / path.name)
+        (target / "chat_template.jinja").unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("added the chat template to the demo model's tokenizer in %s", target)
+    logger.info("rewrote the demo model's tokenizer files in %s", target)
 
 
 def build_demo_model(directory: Path, config_overrides: dict | None = None) -> None:
@@ -143,17 +201,46 @@ def build_demo_model(directory: Path, config_overrides: dict | None = None) -> N
     hf_logging.disable_progress_bar()
     try:
         model.save_pretrained(directory)
-        build_byte_tokenizer().save_pretrained(directory)
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    _save_tokenizer(Path(directory))
+
+
+_LAYOUT_KEYS = ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers")
+
+
+def _layout_is_current(target: Path) -> bool:
+    """Whether `target`'s config.json has the current demo's shape (older loraplane versions
+    generated 4 heads of 16 dimensions, which vLLM's CPU attention refuses)."""
+    try:
+        config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    expected = demo_model_config()
+    return all(config.get(key) == expected[key] for key in _LAYOUT_KEYS)
+
+
+def _regenerate(target: Path) -> None:
+    """Replace an outdated demo model's files in place (adapters trained on it no longer
+    match its fingerprint; it is a demo)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-", dir=target.parent))
+    try:
+        build_demo_model(staging)
+        for path in staging.iterdir():
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.warning("regenerated the outdated demo model %s in %s", DEMO_MODEL_NAME, target)
 
 
 def ensure_demo_model(models_dir: Path) -> Path:
     """Return `models_dir/demo-tiny-llama`, generating it first if it is not there."""
     target = Path(models_dir) / DEMO_MODEL_NAME
     if (target / "config.json").is_file():
-        _add_chat_template(target)
+        if not _layout_is_current(target):
+            _regenerate(target)
+        _refresh_tokenizer(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{DEMO_MODEL_NAME}-", dir=target.parent))
