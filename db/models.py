@@ -79,6 +79,9 @@ class Job(ProjectScoped, Base):
     kind: Mapped[str] = mapped_column(String(16), default="training", server_default="training")
     task: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Devices the job's actor needs (`cluster.component_placement.actor`, parsed at submit);
+    # NULL: `all`, whatever the claiming worker offers. A worker claims only jobs that fit.
+    devices: Mapped[int | None] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -189,3 +192,61 @@ class Checkpoint(ProjectScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_checkpoints_job", "job_id", "step"),)
+
+
+class Webhook(ProjectScoped, Base):
+    """A subscription: events of its project POSTed to `url`, signed with `secret`."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSONType)
+    description: Mapped[str | None] = mapped_column(Text)
+    # `whsec_<base64>`, kept as given to its owner: signing needs the key itself.
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(ProjectScoped, Base):
+    """The outbox: one message for one subscription, written in the transaction of the change
+    that caused it; its id is the `webhook-id` of every attempt to deliver it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the exact JSON every attempt sends
+    # pending (next_attempt_at: when it is due; a claim pushes it on, as a lease),
+    # delivered, or failed (given up LORAPLANE_WEBHOOK_MAX_AGE_SECONDS after retry_from:
+    # its event, or the last redelivery asked for).
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retry_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, how long, the status code or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)

@@ -30,12 +30,13 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def claim(session: Session, settings: Settings, *, worker_id: str) -> Claim | None:
-    """Claim the next job and gather its inputs. A job whose `lora_path` no longer resolves
-    fails at once (a user error) and the next one is claimed."""
+def claim(session: Session, settings: Settings, *, worker_id: str,
+          devices: int = 1) -> Claim | None:
+    """Claim the next job that fits the worker's `devices` and gather its inputs. A job whose
+    `lora_path` no longer resolves fails at once (a user error) and the next one is claimed."""
     while True:
         lease = queue.claim_next_job(session, worker_id=worker_id,
-                                     lease_seconds=settings.lease_seconds)
+                                     lease_seconds=settings.lease_seconds, devices=devices)
         if lease is None:
             return None
         try:

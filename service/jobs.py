@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import null, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -129,6 +129,8 @@ def submit_job(
         lora_local_path=lora.local_path if lora else None,
         kind=kind.value,
         task=task,
+        # NULL (`all`) written as such: a plain None would let the column's default (1) in.
+        devices=null() if spec.cluster.actor_devices is None else spec.cluster.actor_devices,
         created_at=now,
         updated_at=now,
     )

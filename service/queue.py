@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from db import models
@@ -37,12 +37,15 @@ log = logging.getLogger(__name__)
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
 
-def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float) -> Lease | None:
-    """Claim the highest-priority, oldest queued job for `worker_id`, or None."""
+def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float,
+                   devices: int = 1) -> Lease | None:
+    """Claim the highest-priority, oldest queued job that fits `devices` (those the worker
+    offers) for `worker_id`, or None."""
     now = utcnow()
     pick = (
         select(models.Job.id)
-        .where(models.Job.state == JobState.queued.value)
+        .where(models.Job.state == JobState.queued.value,
+               or_(models.Job.devices.is_(None), models.Job.devices <= devices))
         .order_by(models.Job.priority.desc(), models.Job.created_at, models.Job.id)
         .limit(1)
     )

@@ -131,10 +131,12 @@ class WorkerClient:
         return self._long_poll
 
     # -- the protocol -------------------------------------------------------------------
-    def claim(self, worker_id: str, *, wait_seconds: float, device: str | None) -> Claim | None:
-        """Long-poll for a job; None when none arrived in time."""
+    def claim(self, worker_id: str, *, wait_seconds: float, device: str | None,
+              devices: int = 1) -> Claim | None:
+        """Long-poll for a job that fits `devices` (those the worker offers); None when none
+        arrived in time."""
         body = ClaimRequest(worker_id=worker_id, wait_seconds=wait_seconds,
-                            device=device if device is not None else UNSET)
+                            device=device if device is not None else UNSET, devices=devices)
         client = self._long_poll_client(wait_seconds + 30)
         response = self._check("claim", claim_job.sync_detailed(client=client, body=body))
         if int(response.status_code) == 204 or response.parsed is None:

@@ -58,7 +58,8 @@ async def claim(body: ClaimRequest, request: Request, state: StateDep) -> Claim 
 
     def attempt() -> Claim | None:
         with state.session(None) as session:
-            lease = dispatch.claim(session, settings, worker_id=body.worker_id)
+            lease = dispatch.claim(session, settings, worker_id=body.worker_id,
+                                   devices=body.devices)
             session.commit()
             return lease
 

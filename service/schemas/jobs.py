@@ -76,6 +76,9 @@ class Job(BaseModel):
     error: JobError | None
     adapter_id: str | None
     parent_adapter_id: str | None
+    devices: int | None = Field(
+        1, description="Devices the job runs on (`cluster.component_placement.actor`); null: "
+        "`all`, every device of the worker that claims it.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -17,6 +17,8 @@ class ClaimRequest(BaseModel):
     worker_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:@-]+$")
     wait_seconds: float = Field(0.0, ge=0, description="Long-poll up to this long (capped).")
     device: str | None = Field(None, max_length=64)
+    devices: int = Field(1, ge=1, le=1024, description="Devices the worker offers; it is given "
+                         "only jobs that need at most that many (or `all`).")
 
 
 class Report(BaseModel):

@@ -23,10 +23,10 @@ RLINF_IGNORED_KEYS: dict[str, frozenset[str]] = {
         "num_steps", "attn_implementation", "tokenizer_path",
         "header", "value_type", "use_fast_tokenizer", "trust_remote_code", "use_liger_kernel",
     }),
-    # RLinf's FSDP options beyond gradient_checkpointing and mixed_precision (which are applied);
-    # sharding_strategy waits for multi-device training.
+    # RLinf's FSDP options beyond gradient_checkpointing, mixed_precision and
+    # sharding_strategy (which are applied).
     "actor.fsdp_config": frozenset({
-        "strategy", "sharding_strategy", "cpu_offload", "offload_pin_memory",
+        "strategy", "cpu_offload", "offload_pin_memory",
         "reshard_after_forward", "enable_gradient_accumulation", "forward_prefetch",
         "limit_all_gathers", "backward_prefetch", "use_orig_params", "use_liger_kernel",
         "wrappers", "mixed_precision_policies", "mixed_precision_rules", "amp_autocast",
@@ -48,6 +48,7 @@ RLINF_IGNORED_KEYS: dict[str, frozenset[str]] = {
         "enable_dynamic_batch_size", "max_tokens_per_mbs", "only_eval", "weight_sync_interval",
         "ckpt_path", "max_prompt_length", "per_worker_log",
     }),
+    "cluster": frozenset({"num_gpus_per_node", "node_groups", "hardware_ranks"}),
 }
-USED_SECTIONS = ("actor", "data", "runner")
-TOP_LEVEL_KEYS = ("actor", "data", "runner", "name", "priority")
+USED_SECTIONS = ("actor", "data", "runner", "cluster")
+TOP_LEVEL_KEYS = ("actor", "data", "runner", "cluster", "name", "priority")

@@ -129,11 +129,21 @@ class MixedPrecisionSpec(Section):
     )
 
 
+ShardingStrategy = Literal["full_shard", "shard_grad_op", "no_shard"]
+
+
 class FsdpConfigSpec(Section):
     """`actor.fsdp_config`: the memory settings of RLinf's FSDP config that loraplane applies."""
 
     gradient_checkpointing: bool | None = Field(
         None, description="Activation checkpointing; see actor.model.gradient_checkpointing."
+    )
+    sharding_strategy: ShardingStrategy = Field(
+        "full_shard",
+        description="How the actor's state is split over its devices (several devices only): "
+        "`full_shard` shards parameters, gradients and optimizer state (FSDP2, parameters "
+        "gathered again for backward), `shard_grad_op` keeps parameters gathered between "
+        "forward and backward, `no_shard` replicates the model on every device (DDP).",
     )
     mixed_precision: MixedPrecisionSpec = Field(default_factory=MixedPrecisionSpec)
 
@@ -264,6 +274,89 @@ class RunnerSpec(Section):
         return value
 
 
+MAX_PLACEMENT_DEVICE = 1023  # a device index beyond any node's
+
+
+def placement_devices(value: str | int, where: str) -> int | None:
+    """The number of devices a placement names: `all` → None (whatever the worker offers),
+    `"0-3"` → 4, `"0,2"` → 2, `"0-3,6"` → 5, an int (one device index, as in RLinf) → 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: a placement is `all`, a device range like \"0-3\", a list "
+                         f"like \"0,2\" or a device index, got {value!r}")
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_PLACEMENT_DEVICE:
+            raise ValueError(f"{where}: device index {value} is out of range")
+        return 1
+    text = value.strip()
+    if text == "all":
+        return None
+    indices: set[int] = set()
+    for part in text.split(","):
+        bounds = part.strip().split("-")
+        if len(bounds) not in (1, 2) or not all(b.strip().isdigit() for b in bounds):
+            raise ValueError(
+                f"{where}: cannot read the placement {value!r}: write `all`, a device range "
+                f"like \"0-3\", a list like \"0,2\", or a device index")
+        low, high = int(bounds[0]), int(bounds[-1])
+        if low > high or high > MAX_PLACEMENT_DEVICE:
+            raise ValueError(f"{where}: the device range {part.strip()!r} in {value!r} is empty "
+                             "or out of range")
+        span = set(range(low, high + 1))
+        if indices & span:
+            raise ValueError(f"{where}: the placement {value!r} names a device twice")
+        indices |= span
+    return len(indices)
+
+
+class ClusterSpec(Section):
+    """`cluster`: where the job's components run. loraplane runs the actor (the model being
+    trained) on one node, over the devices `component_placement.actor` asks for."""
+
+    num_nodes: int = Field(
+        1, ge=1, description="Nodes the job spans; only 1 is supported (multi-node training "
+        "does not exist yet).")
+    component_placement: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="Devices per component (RLinf's form; keys may name several components, "
+        "like `actor,rollout`). Only the actor's entry is used: `all` = every device of the "
+        "worker that claims the job, `\"0-3\"` = 4 devices, `\"0,2\"` = 2, an int = one "
+        "device. It says how many devices, not which: a worker runs the job on the first that "
+        "many of those it offers. Missing: one device.",
+    )
+
+    _placement_null = field_validator("component_placement", mode="before")(
+        classmethod(lambda cls, v: _none_as_empty(v))
+    )
+
+    @field_validator("num_nodes")
+    @classmethod
+    def _one_node(cls, value: int) -> int:
+        if value > 1:
+            raise ValueError(
+                f"num_nodes is {value}, but a job runs on one node (the limit is num_nodes: 1) "
+                "until multi-node training exists; use several devices of one node with "
+                "component_placement.actor")
+        return value
+
+    @field_validator("component_placement")
+    @classmethod
+    def _placements(cls, value: dict[str, str | int]) -> dict[str, str | int]:
+        actors = [key for key in value if "actor" in (k.strip() for k in key.split(","))]
+        if len(actors) > 1:
+            raise ValueError(f"the actor is placed twice ({', '.join(actors)})")
+        for key, where in value.items():
+            placement_devices(where, f"component_placement.{key}")
+        return value
+
+    @property
+    def actor_devices(self) -> int | None:
+        """Devices the actor needs: a count, or None for all the claiming worker offers."""
+        for key, where in self.component_placement.items():
+            if "actor" in (k.strip() for k in key.split(",")):
+                return placement_devices(where, f"component_placement.{key}")
+        return 1
+
+
 class JobSpec(Section):
     """A training job: the RLinf sections loraplane acts on, plus queue options."""
 
@@ -272,3 +365,8 @@ class JobSpec(Section):
     actor: ActorSpec
     data: DataSpec = Field(default_factory=DataSpec)
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+
+    _cluster_null = field_validator("cluster", mode="before")(
+        classmethod(lambda cls, v: _none_as_empty(v))
+    )

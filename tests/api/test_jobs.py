@@ -93,17 +93,21 @@ def test_whole_rlinf_sft_config_submits_unchanged(client: TestClient, settings):
     response = submit(client, body)
     assert response.status_code == 201, response.text
     job = response.json()
-    for section in ["algorithm", "cluster", "critic", "defaults", "hydra", "reward"]:
+    for section in ["algorithm", "critic", "defaults", "hydra", "reward"]:
         assert section in job["ignored_keys"]
-    for key in ["actor.fsdp_config.sharding_strategy", "actor.group_name",
+    for key in ["actor.group_name",
                 "actor.model.model_type", "runner.logger", "runner.output_dir", "data.num_workers"]:
         assert key in job["ignored_keys"]
-    applied = ["actor.fsdp_config.gradient_checkpointing", "actor.fsdp_config.mixed_precision"]
+    applied = ["actor.fsdp_config.gradient_checkpointing", "actor.fsdp_config.mixed_precision",
+               "actor.fsdp_config.sharding_strategy", "cluster"]
     assert not [key for key in job["ignored_keys"] if key.startswith(tuple(applied))]
     assert job["spec"]["actor"]["fsdp_config"] == {
         "gradient_checkpointing": True,
+        "sharding_strategy": "full_shard",
         "mixed_precision": {"param_dtype": "bf16", "reduce_dtype": "fp32", "buffer_dtype": "bf16"},
     }
+    assert job["spec"]["cluster"] == {"num_nodes": 1, "component_placement": {"actor": "all"}}
+    assert job["devices"] is None  # `all`: whatever the claiming worker offers
     spec = job["spec"]
     assert spec["actor"]["model"]["is_lora"] is True
     assert spec["actor"]["model"]["lora_rank"] == 32

@@ -20,6 +20,8 @@ from .checkpoint_upload import CheckpointUpload
 from .claim import Claim
 from .claim_datasets import ClaimDatasets
 from .claim_request import ClaimRequest
+from .cluster_spec import ClusterSpec
+from .cluster_spec_component_placement import ClusterSpecComponentPlacement
 from .completion import Completion
 from .data_spec import DataSpec
 from .dataset import Dataset
@@ -31,6 +33,7 @@ from .example_result import ExampleResult
 from .field_problem import FieldProblem
 from .file_ref import FileRef
 from .fsdp_config_spec import FsdpConfigSpec
+from .fsdp_config_spec_sharding_strategy import FsdpConfigSpecShardingStrategy
 from .healthz_response_healthz import HealthzResponseHealthz
 from .heartbeat_reply import HeartbeatReply
 from .import_adapter_files_body import ImportAdapterFilesBody
@@ -103,6 +106,8 @@ __all__ = (
     "Claim",
     "ClaimDatasets",
     "ClaimRequest",
+    "ClusterSpec",
+    "ClusterSpecComponentPlacement",
     "Completion",
     "DataSpec",
     "Dataset",
@@ -114,6 +119,7 @@ __all__ = (
     "FieldProblem",
     "FileRef",
     "FsdpConfigSpec",
+    "FsdpConfigSpecShardingStrategy",
     "HealthzResponseHealthz",
     "HeartbeatReply",
     "ImportAdapterFilesBody",

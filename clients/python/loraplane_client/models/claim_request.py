@@ -17,11 +17,14 @@ class ClaimRequest:
     Attributes:
         worker_id (str):
         device (None | str | Unset):
+        devices (int | Unset): Devices the worker offers; it is given only jobs that need at most that many (or `all`).
+            Default: 1.
         wait_seconds (float | Unset): Long-poll up to this long (capped). Default: 0.0.
     """
 
     worker_id: str
     device: None | str | Unset = UNSET
+    devices: int | Unset = 1
     wait_seconds: float | Unset = 0.0
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -34,6 +37,8 @@ class ClaimRequest:
         else:
             device = self.device
 
+        devices = self.devices
+
         wait_seconds = self.wait_seconds
 
         field_dict: dict[str, Any] = {}
@@ -45,6 +50,8 @@ class ClaimRequest:
         )
         if device is not UNSET:
             field_dict["device"] = device
+        if devices is not UNSET:
+            field_dict["devices"] = devices
         if wait_seconds is not UNSET:
             field_dict["wait_seconds"] = wait_seconds
 
@@ -64,11 +71,14 @@ class ClaimRequest:
 
         device = _parse_device(d.pop("device", UNSET))
 
+        devices = d.pop("devices", UNSET)
+
         wait_seconds = d.pop("wait_seconds", UNSET)
 
         claim_request = cls(
             worker_id=worker_id,
             device=device,
+            devices=devices,
             wait_seconds=wait_seconds,
         )
 

@@ -46,6 +46,8 @@ class Job:
             started_at (datetime.datetime | None):
             state (JobState):
             worker_id (None | str):
+            devices (int | None | Unset): Devices the job runs on (`cluster.component_placement.actor`); null: `all`, every
+                device of the worker that claims it. Default: 1.
             kind (JobKind | Unset): What a job does; every kind moves through the same states (TRANSITIONS).
     """
 
@@ -68,6 +70,7 @@ class Job:
     started_at: datetime.datetime | None
     state: JobState
     worker_id: None | str
+    devices: int | None | Unset = 1
     kind: JobKind | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -137,6 +140,12 @@ class Job:
         worker_id: None | str
         worker_id = self.worker_id
 
+        devices: int | None | Unset
+        if isinstance(self.devices, Unset):
+            devices = UNSET
+        else:
+            devices = self.devices
+
         kind: str | Unset = UNSET
         if not isinstance(self.kind, Unset):
             kind = self.kind.value
@@ -166,6 +175,8 @@ class Job:
                 "worker_id": worker_id,
             }
         )
+        if devices is not UNSET:
+            field_dict["devices"] = devices
         if kind is not UNSET:
             field_dict["kind"] = kind
 
@@ -303,6 +314,15 @@ class Job:
 
         worker_id = _parse_worker_id(d.pop("worker_id"))
 
+        def _parse_devices(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        devices = _parse_devices(d.pop("devices", UNSET))
+
         _kind = d.pop("kind", UNSET)
         kind: JobKind | Unset
         if isinstance(_kind, Unset):
@@ -330,6 +350,7 @@ class Job:
             started_at=started_at,
             state=state,
             worker_id=worker_id,
+            devices=devices,
             kind=kind,
         )
 

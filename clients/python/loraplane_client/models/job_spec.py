@@ -9,6 +9,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.actor_spec import ActorSpec
+    from ..models.cluster_spec import ClusterSpec
     from ..models.data_spec import DataSpec
     from ..models.runner_spec import RunnerSpec
 
@@ -22,6 +23,9 @@ class JobSpec:
 
     Attributes:
         actor (ActorSpec): `actor`: batch sizes, seed, model and optimizer.
+        cluster (ClusterSpec | Unset): `cluster`: where the job's components run. loraplane runs the actor (the model
+            being
+            trained) on one node, over the devices `component_placement.actor` asks for.
         data (DataSpec | Unset): `data`: supervised fine-tuning pairs.
         name (None | str | Unset): Job name; the adapter name falls back to it.
         priority (int | Unset): Higher runs first. Default: 0.
@@ -29,6 +33,7 @@ class JobSpec:
     """
 
     actor: ActorSpec
+    cluster: ClusterSpec | Unset = UNSET
     data: DataSpec | Unset = UNSET
     name: None | str | Unset = UNSET
     priority: int | Unset = 0
@@ -36,6 +41,10 @@ class JobSpec:
 
     def to_dict(self) -> dict[str, Any]:
         actor = self.actor.to_dict()
+
+        cluster: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.cluster, Unset):
+            cluster = self.cluster.to_dict()
 
         data: dict[str, Any] | Unset = UNSET
         if not isinstance(self.data, Unset):
@@ -60,6 +69,8 @@ class JobSpec:
                 "actor": actor,
             }
         )
+        if cluster is not UNSET:
+            field_dict["cluster"] = cluster
         if data is not UNSET:
             field_dict["data"] = data
         if name is not UNSET:
@@ -74,11 +85,19 @@ class JobSpec:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.actor_spec import ActorSpec
+        from ..models.cluster_spec import ClusterSpec
         from ..models.data_spec import DataSpec
         from ..models.runner_spec import RunnerSpec
 
         d = dict(src_dict)
         actor = ActorSpec.from_dict(d.pop("actor"))
+
+        _cluster = d.pop("cluster", UNSET)
+        cluster: ClusterSpec | Unset
+        if isinstance(_cluster, Unset):
+            cluster = UNSET
+        else:
+            cluster = ClusterSpec.from_dict(_cluster)
 
         _data = d.pop("data", UNSET)
         data: DataSpec | Unset
@@ -107,6 +126,7 @@ class JobSpec:
 
         job_spec = cls(
             actor=actor,
+            cluster=cluster,
             data=data,
             name=name,
             priority=priority,
