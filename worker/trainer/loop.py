@@ -6,6 +6,7 @@ training state in `checkpoint`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -18,7 +19,9 @@ from loraplane_client.models import JobSpec
 from peft import PeftModel
 
 from worker.trainer import checkpoint as ckpt
+from worker.trainer import distributed as ddp
 from worker.trainer import model as models
+from worker.trainer.adapter_config import base_model_reference
 from worker.trainer.data import Example, collate, epoch_batches, load_examples, padding_share
 from worker.trainer.errors import UserError
 from worker.trainer.files import base_fingerprint
@@ -38,15 +41,19 @@ STOP_REQUESTS = (None, "cancel", "handback")
 class TrainingSession:
     """One call of `run_training`; after `run()` its `model` is the trained model (for tests)."""
 
-    def __init__(self, spec: JobSpec, inputs: TrainingInputs, hooks: TrainingHooks) -> None:
+    def __init__(self, spec: JobSpec, inputs: TrainingInputs, hooks: TrainingHooks,
+                 dist: ddp.Distributed | None = None) -> None:
         self.spec = spec
+        # Several devices: this process is one rank (worker/trainer/distributed.py); only
+        # rank 0's hooks reach the server, every rank trains.
+        self.dist = dist
         self.base_model_dir = Path(inputs.base_model_dir)
         self.train_files = [Path(f) for f in inputs.train_files]
         self.val_files = [Path(f) for f in inputs.val_files]
         self.init_adapter_dir = Path(inputs.init_adapter_dir) if inputs.init_adapter_dir else None
         self.resume_dir = Path(inputs.resume_dir) if inputs.resume_dir else None
         self.work_dir = Path(inputs.work_dir)
-        self.device = torch.device(inputs.device)
+        self.device = dist.device if dist else torch.device(inputs.device)
         self.hooks = hooks
         self.is_lora = spec.actor.model.is_lora
         self.kind = "lora" if self.is_lora else "full"
@@ -133,18 +140,43 @@ class TrainingSession:
         attention_mask = batch["attention_mask"].to(self.device, non_blocking=True)
         labels = batch["labels"].to(self.device, non_blocking=True)
         with self.plan.autocast():
-            return self.loss(input_ids, attention_mask, labels)
+            return self.forward(input_ids, attention_mask, labels)
+
+    def _rank_batches(self, examples: list[Example]) -> list[tuple[dict[str, torch.Tensor], float]]:
+        """This rank's micro-batches of a step with their weights: in a distributed run every
+        rank runs as many as rank 0 (the biggest share), a missing one as a zero-weight repeat
+        so the collectives stay in step."""
+        batches = self._micro_batches(examples)
+        if self.dist is None:
+            return [(b, 1.0) for b in batches]
+        count = ddp.micro_batch_count(self._share_of_rank0, self.spec.actor.micro_batch_size)
+        filler = batches[0] if batches else self._filler
+        return [(b, 1.0) for b in batches] + [(filler, 0.0)] * (count - len(batches))
 
     def _train_step(self, examples: list[Example]) -> dict[str, float]:
         started = time.perf_counter()
-        batches = self._micro_batches(examples)
-        answer_tokens = sum(e.answer_tokens for e in examples)
-        input_tokens = sum(len(e.input_ids) for e in examples)
-        padding = padding_share(batches)
+        dist = self.dist
+        if dist is not None:  # this rank's share of the global batch
+            everyone = examples
+            self._share_of_rank0 = -(-len(everyone) // dist.world_size)
+            examples = [everyone[i] for i in ddp.rank_share(
+                range(len(everyone)), [len(e.input_ids) for e in everyone], dist.rank,
+                dist.world_size)]
+            answer_tokens = sum(e.answer_tokens for e in everyone)  # the GLOBAL count
+            input_tokens = sum(len(e.input_ids) for e in everyone)
+        else:
+            answer_tokens = sum(e.answer_tokens for e in examples)
+            input_tokens = sum(len(e.input_ids) for e in examples)
+        batches = self._rank_batches(examples)
+        padding = padding_share([b for b, w in batches if w])
+        # DDP and FSDP average gradients over the ranks: scaled by the world size, each rank's
+        # sum over the global token count adds up to the one-process gradient.
+        scale = (dist.world_size if dist else 1) / answer_tokens
         total = torch.zeros((), device=self.device)
-        for batch in batches:
-            loss = self._loss_sum(batch) / answer_tokens
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+        for index, (batch, weight) in enumerate(batches):
+            with self._sync(index == len(batches) - 1):
+                loss = self._loss_sum(batch) * (scale * weight)
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += loss.detach()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
@@ -155,6 +187,12 @@ class TrainingSession:
             grad_norm = torch.nn.utils.get_total_norm(
                 [p.grad for p in self.params if p.grad is not None]
             )
+        if dist is not None:
+            grad_norm = ddp.plain(grad_norm)
+            # The loss of the global batch; the total norm is whole already (DDP's gradients
+            # are reduced, FSDP's norm is gathered from the shards).
+            total = torch.tensor(ddp.sum_over_ranks([float(total) / dist.world_size], dist)[0])
+            padding = ddp.sum_over_ranks([padding], dist)[0] / dist.world_size
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scaler:
             self.scaler.step(self.optimizer)
@@ -180,31 +218,69 @@ class TrainingSession:
             "padding_share": padding,
         }
 
+    def _sync(self, last: bool):
+        """Gradients reduced over the ranks in the last micro-batch of a step only."""
+        if self.dist is None:
+            return contextlib.nullcontext()
+        return ddp.gradient_sync(self.root, last)
+
     @torch.no_grad()
     def _validate(self) -> float:
         self.model.eval()
+        batches = self._val_batches
+        weights = [1.0] * len(batches)
+        if self.dist is not None:  # each rank a share; equal counts keep the collectives in step
+            world, rank = self.dist.world_size, self.dist.rank
+            count = -(-len(batches) // world)
+            mine = batches[rank::world]
+            weights = [1.0] * len(mine) + [0.0] * (count - len(mine))
+            batches = mine + [batches[0]] * (count - len(mine))
         try:
             loss_sum = torch.zeros((), device=self.device)
-            for batch in self._val_batches:
-                loss_sum += self._loss_sum(batch)
+            for batch, weight in zip(batches, weights, strict=True):
+                loss_sum += self._loss_sum(batch) * weight
         finally:
             self.model.train()
-        return float(loss_sum) / self._val_tokens  # one device sync per validation
+        total = float(loss_sum)  # one device sync per validation
+        if self.dist is not None:
+            total = ddp.sum_over_ranks([total], self.dist)[0]
+        return total / self._val_tokens
 
     # ------------------------------------------------------------------ outputs
 
-    def _write_weights(self, directory: Path) -> None:
+    def _write_weights(self, directory: Path,
+                       state: dict[str, torch.Tensor] | None = None) -> None:
+        """The adapter or the full HF folder; `state`: the gathered weights of a sharded run."""
         if isinstance(self.model, PeftModel):
-            models.write_adapter(self.model, directory, self.spec.actor.model.model_path)
+            base = base_model_reference(self.base_model_dir, self.spec.actor.model.model_path)
+            models.write_adapter(self.model, directory, base, state_dict=state)
         else:
-            models.write_full_model(self.model, self.tokenizer, directory)
+            models.write_full_model(self.model, self.tokenizer, directory, state_dict=state)
+
+    def _gather_weights(self) -> dict[str, torch.Tensor] | None:
+        """A distributed run's weights gathered on rank 0 (a collective: every rank calls it)."""
+        return ddp.full_model_state(self.model) if self.dist is not None else None
+
+    @property
+    def _writes(self) -> bool:
+        """Whether this process writes files and speaks to the server: one process or rank 0."""
+        return self.dist is None or self.dist.is_main
 
     def _save_checkpoint(self, step: int) -> Path:
         final = self.work_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
         epoch, position = divmod(step, self.steps_per_epoch)
+        weights = self._gather_weights()
+        optimizer = None
+        if self.dist is not None:
+            optimizer = ddp.full_optimizer_state(self.model, self.optimizer)
+        if not self._writes:
+            self._last_checkpoint = (step, final)
+            return final
+        if optimizer is not None:
+            optimizer = ckpt.by_index(optimizer, self.param_names)
         with ckpt.staged_dir(final) as staging:
-            self._write_weights(staging)
-            ckpt.save_optimizer(self.optimizer, self.param_names, staging)
+            self._write_weights(staging, weights)
+            ckpt.save_optimizer(self.optimizer, self.param_names, staging, optimizer)
             ckpt.save_rng(staging)
             ckpt.write_json(
                 staging / ckpt.TRAINER_STATE,
@@ -225,6 +301,7 @@ class TrainingSession:
                     "metrics": self.metrics,
                     "last_val_step": self._last_val_step,
                     "val_loss": self._val_loss,
+                    "world_size": self.dist.world_size if self.dist else 1,
                 },
             )
         self._note(f"checkpoint saved at step {step}")
@@ -242,7 +319,17 @@ class TrainingSession:
                 f"checkpoint {self.resume_dir} has an inconsistent data position",
                 code="invalid_checkpoint",
             )
-        ckpt.load_optimizer(self.optimizer, self.param_names, self.resume_dir)
+        if self.dist is None:
+            ckpt.load_optimizer(self.optimizer, self.param_names, self.resume_dir)
+        else:  # every rank reads the whole state; each keeps its shard
+            saved = ckpt.read_optimizer(self.optimizer, self.param_names, self.resume_dir)
+            ddp.load_full_optimizer_state(self.model, self.optimizer,
+                                          ckpt.by_name(saved, self.param_names))
+        written_on = int(state.get("world_size") or 1)
+        world = self.dist.world_size if self.dist else 1
+        if written_on != world:
+            self._note(f"the checkpoint was written on {written_on} device(s); this attempt "
+                       f"runs on {world}, with the same global batch")
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
@@ -315,6 +402,10 @@ class TrainingSession:
             )
         if fallback:
             self._note(fallback)
+        self._filler = probe  # a zero-weight micro-batch for a rank short of samples
+        self.forward = self.loss
+        if self.dist is not None:
+            self._shard()
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.param_names = [n for n, _ in named]
         self.params = [p for _, p in named]
@@ -342,10 +433,29 @@ class TrainingSession:
         )
         return step
 
+    def _shard(self) -> None:
+        """Wrap the model for several devices (FSDP2 or DDP, per the sharding strategy)."""
+        dist = self.dist
+        strategy = value(value(self.spec.actor.fsdp_config).sharding_strategy, "full_shard")
+        strategy = getattr(strategy, "value", strategy)
+        if self.plan.grad_scaler and strategy != "no_shard":
+            raise UserError(
+                "fp16 on several devices needs sharding_strategy no_shard (the grad scaler "
+                "does not run on sharded gradients); use bf16, or no_shard",
+                code="invalid_spec",
+            )
+        self.root = ddp.wrap_model(self.model, self.loss, strategy, dist)
+        self.forward = self.root
+        self.strategy = strategy
+        self._note(f"rank {dist.rank} of {dist.world_size} on {dist.device} ({dist.backend}): "
+                   f"{strategy} ({'DDP' if strategy == 'no_shard' else 'FSDP2'})")
+
     def _applied(self) -> str:
         """What this run does with the memory settings, for the job's events."""
         parts = [self.plan.describe()]
         parts.append(f"gradient checkpointing {'on' if self.gradient_checkpointing else 'off'}")
+        if self.dist is not None:
+            parts.append(f"{self.dist.world_size} devices, {self.strategy}")
         if self.loss.chunked:
             parts.append(f"loss in chunks of {self.loss.chunk} tokens")
         if self.group_by_length:
@@ -392,6 +502,8 @@ class TrainingSession:
                 raise ValueError(
                     f"should_stop() returned {request!r}; expected one of {STOP_REQUESTS}"
                 )
+            if self.dist is not None:  # rank 0's answer: every rank stops after this step
+                request = ddp.agree_on_stop(request, self.dist)
             if request == "cancel":
                 self._note(f"cancelled after step {step}")
                 return self._result(step, self.work_dir / OUTPUT_DIR, "cancel")
@@ -405,8 +517,11 @@ class TrainingSession:
             self._val_loss = self._validate()
             self._last_val_step = step
         output = self.work_dir / OUTPUT_DIR
+        weights = self._gather_weights()
+        if not self._writes:
+            return self._result(step, output, None)
         with ckpt.staged_dir(output) as staging:
-            self._write_weights(staging)
+            self._write_weights(staging, weights)
         self._note(
             f"training finished at step {step}; loss {self.metrics.get('loss', float('nan')):.4f}"
         )

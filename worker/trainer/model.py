@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import logging as hf_logging
 
+from worker.trainer.adapter_config import portable_adapter_config
 from worker.trainer.errors import UserError
 from worker.trainer.files import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
@@ -264,9 +265,11 @@ def wrapped_leaf_names(model: PeftModel) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name in wrapped_module_names(model)})
 
 
-def lora_state_dict(model: PeftModel) -> dict[str, torch.Tensor]:
-    """The adapter's LoRA tensors only (never embedding or head copies)."""
-    state = get_peft_model_state_dict(model, save_embedding_layers=False)
+def lora_state_dict(model: PeftModel,
+                    state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The adapter's LoRA tensors only (never embedding or head copies); from `state_dict`
+    (the model's gathered weights, in a sharded run) when given."""
+    state = get_peft_model_state_dict(model, state_dict=state_dict, save_embedding_layers=False)
     foreign = [name for name in state if not LORA_KEY.search(name)]
     if foreign:
         raise RuntimeError(f"peft state dict holds non-LoRA tensors: {foreign[:3]}")
@@ -293,28 +296,34 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_adapter(model: PeftModel, directory: Path, base_model_name: str) -> None:
-    """Write exactly adapter_config.json + adapter_model.safetensors (LoRA tensors only)."""
+def write_adapter(model: PeftModel, directory: Path, base_model_name: str,
+                  state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Write exactly adapter_config.json (portable: `adapter_config.py`) +
+    adapter_model.safetensors (LoRA tensors only); `state_dict`: the gathered weights of a
+    sharded model."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {
         name: tensor.detach().to("cpu").contiguous().clone()
-        for name, tensor in lora_state_dict(model).items()
+        for name, tensor in lora_state_dict(model, state_dict).items()
     }
     save_file(state, str(directory / ADAPTER_WEIGHTS), metadata={"format": "pt"})
     config = _jsonable(model.peft_config["default"].to_dict())
     config["base_model_name_or_path"] = base_model_name
     config["target_modules"] = _saved_targets(model, wrapped_module_names(model))
     config["inference_mode"] = True
+    config = portable_adapter_config(config, _jsonable(LoraConfig().to_dict()))
     (directory / ADAPTER_CONFIG).write_text(
         json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
 
 
-def write_full_model(model: PreTrainedModel, tokenizer: Any, directory: Path) -> None:
-    """A loadable HF folder: safetensors weights, config, tokenizer."""
+def write_full_model(model: PreTrainedModel, tokenizer: Any, directory: Path,
+                     state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """A loadable HF folder: safetensors weights, config, tokenizer; `state_dict`: the
+    gathered weights of a sharded model."""
     directory.mkdir(parents=True, exist_ok=True)
     with _quiet_transformers():
-        model.save_pretrained(str(directory))
+        model.save_pretrained(str(directory), state_dict=state_dict)
         tokenizer.save_pretrained(str(directory))
     if not any(directory.glob("*.safetensors")):
         raise RuntimeError(f"save_pretrained wrote no safetensors file into {directory}")
