@@ -26,6 +26,7 @@ from api.routers import (
     registry_archive,
     samples,
     tokens,
+    webhooks,
     worker,
 )
 from db.engine import make_engine
@@ -35,13 +36,14 @@ from service.artifacts import open_store
 from service.registry import blobs
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
+from service.webhooks import delivery as webhook_delivery
 
 log = logging.getLogger(__name__)
 BLOB_SWEEP_SECONDS = 600.0  # how often unreferenced blobs past their grace are collected
 
 ROUTERS = [health.router, jobs.router, worker.router, adapters.router, aliases.router,
            checkpoints.router, datasets.router, tokens.router, registry_archive.router,
-           evaluations.router, samples.router]
+           evaluations.router, samples.router, webhooks.router]
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -55,7 +57,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             upgrade(engine)
             _bootstrap_tokens(app.state.loraplane)
         sweeper = asyncio.create_task(_housekeeping_forever(app.state.loraplane))
+        # Webhook messages of the outbox, sent by every replica (they share the work).
+        state = app.state.loraplane
+        deliveries = asyncio.create_task(
+            webhook_delivery.deliver_forever(lambda: state.session(None), state.settings))
         yield
+        deliveries.cancel()
         sweeper.cancel()
         engine.dispose()
 

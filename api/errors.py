@@ -131,6 +131,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "dataset_missing_key": 422,
     "base_model_required": 422,
     "task_result_mismatch": 422,
+    "invalid_webhook_url": 422,
+    "webhook_url_not_allowed": 422,
     # 5xx
     "internal_error": 500,
     "database_unavailable": 503,

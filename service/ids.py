@@ -1,4 +1,5 @@
-"""Typed, time-ordered ids: `job_…`, `ad_…`, `ds_…`, `ck_…`, `ls_…` (lease), `wk_…`."""
+"""Typed, time-ordered ids: `job_…`, `ad_…`, `ds_…`, `ck_…`, `ls_…` (lease), `wk_…`, `wh_…`
+(webhook), `msg_…` (a webhook message)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
-PREFIXES = frozenset({"job", "ad", "ds", "ck", "ls", "wk", "tok", "pj"})
+PREFIXES = frozenset({"job", "ad", "ds", "ck", "ls", "wk", "tok", "pj", "wh", "msg"})
 
 
 def _b32(value: int, length: int) -> str:

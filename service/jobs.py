@@ -27,10 +27,17 @@ from service.schemas import (
     Progress,
     from_row,
 )
+from service.schemas.webhooks import WebhookEvent
 from service.spec import ParsedSpec
+from service.webhooks.outbox import enqueue
 
 if TYPE_CHECKING:  # service.lora_path reads the registry, which reads jobs
     from service.lora_path import ResolvedLora
+
+
+JOB_EVENTS = {JobState.succeeded: WebhookEvent.job_succeeded,
+              JobState.failed: WebhookEvent.job_failed,
+              JobState.cancelled: WebhookEvent.job_cancelled}
 
 
 def to_job(row: models.Job) -> Job:
@@ -61,6 +68,9 @@ def record_state(session: Session, row: models.Job, new: JobState, **detail: Any
         row.lease_id = None
         row.lease_expires_at = None
     add_event(session, row.id, "state", {"from": old, "to": new.value, **detail})
+    if new in JOB_EVENTS:  # webhooks: the outbox row commits with the state change
+        enqueue(session, project=row.project, event=JOB_EVENTS[new],
+                data=lambda: to_job(row).model_dump(mode="json"))
 
 
 def cancel_if_requested(session: Session, row: models.Job, reason: str) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -66,6 +67,35 @@ class Settings(BaseSettings):
         None, description="Register this worker token at start (else the embedded workers get "
         "one of their own, data_dir/worker.token)."
     )
+
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Where webhooks may point: comma-separated host names (`*.example.com`: "
+        "its subdomains) and CIDRs (`10.1.0.0/16`, `127.0.0.1/32`); empty: nowhere. A listed "
+        "name that resolves to a private, loopback or link-local address is refused unless a "
+        "listed CIDR holds that address.",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60,
+                                           description="Timeout of one webhook POST.")
+    webhook_retry_base_seconds: float = Field(
+        5.0, gt=0, description="First retry delay of a webhook; doubled per attempt, jittered.")
+    webhook_retry_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest delay between two attempts of a webhook.")
+    webhook_max_age_seconds: float = Field(
+        3 * 24 * 3600.0, gt=0,
+        description="A webhook message not delivered this long after its event is given up.")
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the delivery loop looks for due webhook messages.")
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        from service.webhooks.targets import AllowList  # a bad entry fails at start-up
+
+        AllowList.parse(value if isinstance(value, list) else [])
+        return value
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

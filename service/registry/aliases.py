@@ -11,6 +11,8 @@ from service.errors import InvalidRequest, NotFound
 from service.names import is_valid_name
 from service.registry.adapters import adapter_row, latest_version, upsert
 from service.schemas import Alias, from_row
+from service.schemas.webhooks import WebhookEvent
+from service.webhooks.outbox import enqueue
 
 LATEST = "latest"  # a virtual alias: the newest version of a name
 
@@ -69,6 +71,9 @@ def set_alias(session: Session, name: str, alias: str, adapter_id: str) -> Alias
             f"an alias of {name!r} can only point to an adapter of that name",
             code="invalid_alias",
         )
+    previous = session.scalar(select(models.Alias.adapter_id).where(
+        models.Alias.project == target.project, models.Alias.name == name,
+        models.Alias.alias == alias))
     now = utcnow()
     stmt = upsert(session, models.Alias).values(
         project=target.project, name=name, alias=alias, adapter_id=adapter_id, updated_at=now
@@ -79,9 +84,14 @@ def set_alias(session: Session, name: str, alias: str, adapter_id: str) -> Alias
     )
     session.execute(stmt)
     session.flush()
-    return Alias(
+    moved = Alias(
         name=name, alias=alias, adapter_id=adapter_id, version=target.version, updated_at=now
     )
+    if previous != adapter_id:  # webhooks: the outbox row commits with the move
+        enqueue(session, project=target.project, event=WebhookEvent.alias_moved,
+                data=lambda: {**moved.model_dump(mode="json"),
+                              "previous_adapter_id": previous})
+    return moved
 
 
 def delete_alias(session: Session, name: str, alias: str) -> None:

@@ -30,6 +30,8 @@ from service.registry.files import (
 from service.registry.job_output import adapter_name_for, job_kind, model_spec
 from service.registry.tensors import check_adapter_config, check_lora_tensors, read_tensor_index
 from service.schemas import Adapter, AdapterResult, FileRef, json_safe
+from service.schemas.webhooks import WebhookEvent
+from service.webhooks.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,9 @@ def insert_adapter(
         for f in checked.files
     )
     session.flush()
+    # webhooks: the outbox row commits with the adapter (every way in comes through here)
+    enqueue(session, project=project, event=WebhookEvent.adapter_registered,
+            data=lambda: to_adapters(session, [row], None)[0].model_dump(mode="json"))
     return row
 
 

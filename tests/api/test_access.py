@@ -87,6 +87,13 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/evaluations/{evaluation_id}"): MEMBER,
     ("POST", "/samples"): MEMBER,
     ("GET", "/samples/{sample_id}"): MEMBER,
+    ("POST", "/webhooks"): MEMBER,
+    ("GET", "/webhooks"): MEMBER,
+    ("GET", "/webhooks/{webhook_id}"): MEMBER,
+    ("DELETE", "/webhooks/{webhook_id}"): MEMBER,
+    ("GET", "/webhooks/{webhook_id}/deliveries"): MEMBER,
+    ("GET", "/webhooks/{webhook_id}/deliveries/{delivery_id}"): MEMBER,
+    ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): MEMBER,
 }
 
 # Made-up values for path parameters: the matrix is about access, not about objects.
@@ -101,6 +108,8 @@ PATH_VALUES = {
     "sha256": "0" * 64,
     "name": "adapter_config.json",
     "alias": "prod",
+    "webhook_id": "wh_" + "0" * 26,
+    "delivery_id": "msg_" + "0" * 26,
 }
 
 

@@ -25,6 +25,7 @@ from .cluster_spec_component_placement import ClusterSpecComponentPlacement
 from .completion import Completion
 from .data_spec import DataSpec
 from .dataset import Dataset
+from .delivery_state import DeliveryState
 from .evaluation import Evaluation
 from .evaluation_create import EvaluationCreate
 from .evaluation_results import EvaluationResults
@@ -57,6 +58,7 @@ from .mixed_precision_spec_reduce_dtype_type_0 import MixedPrecisionSpecReduceDt
 from .model_spec import ModelSpec
 from .model_spec_precision_type_0 import ModelSpecPrecisionType0
 from .new_token import NewToken
+from .new_webhook import NewWebhook
 from .optim_spec import OptimSpec
 from .optim_spec_lr_scheduler import OptimSpecLrScheduler
 from .page_adapter import PageAdapter
@@ -65,6 +67,8 @@ from .page_dataset import PageDataset
 from .page_job import PageJob
 from .page_job_event import PageJobEvent
 from .page_token_info import PageTokenInfo
+from .page_webhook import PageWebhook
+from .page_webhook_delivery import PageWebhookDelivery
 from .problem import Problem
 from .progress import Progress
 from .registry_import import RegistryImport
@@ -82,6 +86,12 @@ from .task import Task
 from .task_result import TaskResult
 from .token_create import TokenCreate
 from .token_info import TokenInfo
+from .webhook import Webhook
+from .webhook_attempt import WebhookAttempt
+from .webhook_create import WebhookCreate
+from .webhook_delivery import WebhookDelivery
+from .webhook_delivery_payload import WebhookDeliveryPayload
+from .webhook_event import WebhookEvent
 from .worker_event import WorkerEvent
 from .worker_event_data import WorkerEventData
 
@@ -111,6 +121,7 @@ __all__ = (
     "Completion",
     "DataSpec",
     "Dataset",
+    "DeliveryState",
     "Evaluation",
     "EvaluationCreate",
     "EvaluationResults",
@@ -143,6 +154,7 @@ __all__ = (
     "ModelSpec",
     "ModelSpecPrecisionType0",
     "NewToken",
+    "NewWebhook",
     "OptimSpec",
     "OptimSpecLrScheduler",
     "PageAdapter",
@@ -151,6 +163,8 @@ __all__ = (
     "PageJob",
     "PageJobEvent",
     "PageTokenInfo",
+    "PageWebhook",
+    "PageWebhookDelivery",
     "Problem",
     "Progress",
     "RegistryImport",
@@ -168,6 +182,12 @@ __all__ = (
     "TaskResult",
     "TokenCreate",
     "TokenInfo",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookCreate",
+    "WebhookDelivery",
+    "WebhookDeliveryPayload",
+    "WebhookEvent",
     "WorkerEvent",
     "WorkerEventData",
 )

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..models.delivery_state import DeliveryState
+from ..models.webhook_event import WebhookEvent
+
+if TYPE_CHECKING:
+    from ..models.webhook_attempt import WebhookAttempt
+    from ..models.webhook_delivery_payload import WebhookDeliveryPayload
+
+
+T = TypeVar("T", bound="WebhookDelivery")
+
+
+@_attrs_define
+class WebhookDelivery:
+    """
+    Attributes:
+        attempt_log (list[WebhookAttempt]): Every attempt, oldest first.
+        attempts (int):
+        created_at (datetime.datetime):
+        delivered_at (datetime.datetime | None):
+        event_type (WebhookEvent): What a subscription may be told of.
+        id (str): The message's `webhook-id`, the same on every attempt.
+        last_error (None | str):
+        last_status_code (int | None):
+        next_attempt_at (datetime.datetime | None): When it is due again (pending only).
+        payload (WebhookDeliveryPayload): The JSON body every attempt sends.
+        state (DeliveryState):
+        webhook_id (str):
+    """
+
+    attempt_log: list[WebhookAttempt]
+    attempts: int
+    created_at: datetime.datetime
+    delivered_at: datetime.datetime | None
+    event_type: WebhookEvent
+    id: str
+    last_error: None | str
+    last_status_code: int | None
+    next_attempt_at: datetime.datetime | None
+    payload: WebhookDeliveryPayload
+    state: DeliveryState
+    webhook_id: str
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        attempt_log = []
+        for attempt_log_item_data in self.attempt_log:
+            attempt_log_item = attempt_log_item_data.to_dict()
+            attempt_log.append(attempt_log_item)
+
+        attempts = self.attempts
+
+        created_at = self.created_at.isoformat()
+
+        delivered_at: None | str
+        if isinstance(self.delivered_at, datetime.datetime):
+            delivered_at = self.delivered_at.isoformat()
+        else:
+            delivered_at = self.delivered_at
+
+        event_type = self.event_type.value
+
+        id = self.id
+
+        last_error: None | str
+        last_error = self.last_error
+
+        last_status_code: int | None
+        last_status_code = self.last_status_code
+
+        next_attempt_at: None | str
+        if isinstance(self.next_attempt_at, datetime.datetime):
+            next_attempt_at = self.next_attempt_at.isoformat()
+        else:
+            next_attempt_at = self.next_attempt_at
+
+        payload = self.payload.to_dict()
+
+        state = self.state.value
+
+        webhook_id = self.webhook_id
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "attempt_log": attempt_log,
+                "attempts": attempts,
+                "created_at": created_at,
+                "delivered_at": delivered_at,
+                "event_type": event_type,
+                "id": id,
+                "last_error": last_error,
+                "last_status_code": last_status_code,
+                "next_attempt_at": next_attempt_at,
+                "payload": payload,
+                "state": state,
+                "webhook_id": webhook_id,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.webhook_attempt import WebhookAttempt
+        from ..models.webhook_delivery_payload import WebhookDeliveryPayload
+
+        d = dict(src_dict)
+        attempt_log = []
+        _attempt_log = d.pop("attempt_log")
+        for attempt_log_item_data in _attempt_log:
+            attempt_log_item = WebhookAttempt.from_dict(attempt_log_item_data)
+
+            attempt_log.append(attempt_log_item)
+
+        attempts = d.pop("attempts")
+
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+        def _parse_delivered_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                delivered_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return delivered_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        delivered_at = _parse_delivered_at(d.pop("delivered_at"))
+
+        event_type = WebhookEvent(d.pop("event_type"))
+
+        id = d.pop("id")
+
+        def _parse_last_error(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        last_error = _parse_last_error(d.pop("last_error"))
+
+        def _parse_last_status_code(data: object) -> int | None:
+            if data is None:
+                return data
+            return cast(int | None, data)
+
+        last_status_code = _parse_last_status_code(d.pop("last_status_code"))
+
+        def _parse_next_attempt_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                next_attempt_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return next_attempt_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        next_attempt_at = _parse_next_attempt_at(d.pop("next_attempt_at"))
+
+        payload = WebhookDeliveryPayload.from_dict(d.pop("payload"))
+
+        state = DeliveryState(d.pop("state"))
+
+        webhook_id = d.pop("webhook_id")
+
+        webhook_delivery = cls(
+            attempt_log=attempt_log,
+            attempts=attempts,
+            created_at=created_at,
+            delivered_at=delivered_at,
+            event_type=event_type,
+            id=id,
+            last_error=last_error,
+            last_status_code=last_status_code,
+            next_attempt_at=next_attempt_at,
+            payload=payload,
+            state=state,
+            webhook_id=webhook_id,
+        )
+
+        webhook_delivery.additional_properties = d
+        return webhook_delivery
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

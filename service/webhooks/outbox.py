@@ -1,0 +1,47 @@
+"""The outbox: a change that webhooks are told of writes one message per subscription that
+wants it, in the change's own transaction (the caller's session; this only adds rows). A
+rollback takes the messages with it; a commit makes them as durable as the change, so a
+crash before delivery loses nothing: whichever API process runs the loop next sends them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db import models
+from db.base import utcnow
+from service.ids import new_id
+from service.schemas.webhooks import DeliveryState, WebhookEvent
+
+
+def message_body(event: WebhookEvent, data: dict[str, Any], at: str) -> str:
+    """The JSON every attempt of a message sends, byte for byte."""
+    return json.dumps({"type": event.value, "timestamp": at, "data": data},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def enqueue(session: Session, *, project: str, event: WebhookEvent,
+            data: Callable[[], dict[str, Any]]) -> int:
+    """Write a message of `event` for every subscription of `project` that wants it; `data`
+    (the job, adapter or alias as the API shows it) is built only if one does. Returns how
+    many were written."""
+    subscriptions = session.execute(
+        select(models.Webhook.id, models.Webhook.events).where(models.Webhook.project == project)
+    ).all()
+    wanted = [s.id for s in subscriptions if event.value in s.events]
+    if not wanted:
+        return 0
+    now = utcnow()
+    body = message_body(event, data(), now.isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"))
+    session.add_all(
+        models.WebhookDelivery(
+            id=new_id("msg"), webhook_id=webhook_id, project=project, event_type=event.value,
+            body=body, state=DeliveryState.pending.value, attempts=0, next_attempt_at=now,
+            retry_from=now, created_at=now)
+        for webhook_id in wanted)
+    return len(wanted)
