@@ -26,6 +26,9 @@ from service.settings import Settings
 
 PROJECT_HEADER = "X-Loraplane-Project"
 READ_METHODS = frozenset({"GET", "HEAD"})
+# The read-only session a GET/HEAD request's token was checked in (api/gate.py), in the
+# request's state until a session dependency takes it over.
+GATE_SESSION = "gate_session"
 
 
 class WorkSignal:
@@ -127,30 +130,50 @@ def require(*roles: Role) -> Depends:
     return Depends(check)
 
 
+async def close_session(session: Session) -> None:
+    """Close a request's session without blocking the event loop on I/O."""
+    # Closing a session that never connected does no I/O: that runs on the event loop; one
+    # that is in a transaction ends it in the threadpool, shielded so that a client that hung
+    # up still frees its connection.
+    if session.in_transaction():
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(session.close)
+    else:
+        session.close()
+
+
 @asynccontextmanager
-async def _request_session(request: Request, project: str | None) -> AsyncIterator[Session]:
+async def _request_session(request: Request, project: str | None, *,
+                           reuse: bool) -> AsyncIterator[Session]:
     # Opening a session does no I/O (it connects on first use, in the endpoint's thread), so
-    # this runs on the event loop; only closing one that connected goes to the threadpool.
-    session = get_state(request).session(project, read=request.method in READ_METHODS)
+    # this runs on the event loop. `reuse`: take over the gate's read session, in which the
+    # token was checked (one connection, one transaction for the whole GET).
+    gate_session = request.scope.get("state", {}).pop(GATE_SESSION, None)
+    if gate_session is not None and not reuse:
+        await close_session(gate_session)
+        gate_session = None
+    if gate_session is not None:
+        session = gate_session
+        session.info["project"] = project
+    else:
+        session = get_state(request).session(project, read=request.method in READ_METHODS)
     try:
         yield session
     finally:
-        if session.in_transaction():
-            with anyio.CancelScope(shield=True):  # a client that hung up still frees it
-                await run_in_threadpool(session.close)
-        else:
-            session.close()
+        await close_session(session)
 
 
 async def get_session(request: Request, principal: PrincipalDep) -> AsyncIterator[Session]:
     """A session that sees only the caller's project (read-only for GET and HEAD)."""
-    async with _request_session(request, principal.project) as session:
+    async with _request_session(request, principal.project, reuse=True) as session:
         yield session
 
 
 async def get_worker_session(request: Request) -> AsyncIterator[Session]:
-    """A session across projects: workers run any project's jobs, fenced by their lease."""
-    async with _request_session(request, None) as session:
+    """A session across projects: workers run any project's jobs, fenced by their lease.
+    Never the gate's read session: a worker's GET may write (the lease fence), and on SQLite a
+    transaction that read first cannot safely start writing."""
+    async with _request_session(request, None, reuse=False) as session:
         yield session
 
 

@@ -2,14 +2,23 @@
 
 Without it FastAPI would parse (and validate) a request body before the dependencies that
 check the token ran, so an anonymous caller could make the server read a body of any size.
+
+A GET or HEAD request is checked in the read-only session its route then uses
+(`api.deps.get_session` takes it over): the token lookup and the route's reads share one
+connection and one transaction. A route that does not take it over has it closed when its
+response starts (or, at the latest, when the request ends), so no long stream holds it.
+Other methods check the token on a connection of its own, so a write transaction (on SQLite,
+the write lock) is never held while a body arrives.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import GATE_SESSION, READ_METHODS, close_session
 from api.errors import database_unavailable, problem_response
 from service.auth import authenticate
 from service.datasets import MEDIA_TYPES
@@ -37,6 +46,9 @@ class Gate:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
+        if scope["method"] in READ_METHODS:
+            await self._read(scope, receive, send)
+            return
         try:
             admitted = await self._admit(scope, receive)
         except ServiceError as exc:
@@ -45,10 +57,36 @@ class Gate:
         if admitted is not None:
             await self.app(scope, admitted, send)
 
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET/HEAD: the token checked in the session the route reads with (module doc)."""
+        state = scope["app"].state.loraplane
+        session = state.session(None, read=True)  # its project is set once the caller is known
+        request_state = scope.setdefault("state", {})
+        request_state[GATE_SESSION] = session
+
+        async def release_unclaimed(message: Message) -> None:
+            if message["type"] == "http.response.start" and GATE_SESSION in request_state:
+                await close_session(request_state.pop(GATE_SESSION))
+            await send(message)
+
+        try:
+            try:
+                request_state["principal"] = await run_in_threadpool(
+                    _authenticate_in, session, _headers(scope))
+            except (ServiceError, SQLAlchemyError) as exc:
+                await close_session(request_state.pop(GATE_SESSION))
+                error = exc if isinstance(exc, ServiceError) else database_unavailable()
+                await problem_response(error)(scope, receive, send)
+                return
+            await self.app(scope, receive, release_unclaimed)
+        finally:
+            if GATE_SESSION in request_state:
+                await close_session(request_state.pop(GATE_SESSION))
+
     async def _admit(self, scope: Scope, receive: Receive) -> Receive | None:
         """Authenticate the caller and bound a JSON/YAML body; the `receive` the app should
         read the body from (None: the client left while the body was being read)."""
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _headers(scope)
         state = scope["app"].state.loraplane
         try:
             principal = await run_in_threadpool(self._authenticate, state, headers)
@@ -83,9 +121,22 @@ class Gate:
 
     @staticmethod
     def _authenticate(state, headers: dict[str, str]):
-        scheme, _, token = headers.get("authorization", "").partition(" ")
         with state.reader.connect() as connection:
-            return authenticate(connection, token.strip() if scheme.lower() == "bearer" else None)
+            return authenticate(connection, _bearer_token(headers))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _bearer_token(headers: dict[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _authenticate_in(session: Session, headers: dict[str, str]):
+    """The caller, looked up on the session's own connection (its transaction stays open)."""
+    return authenticate(session.connection(), _bearer_token(headers))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -200,8 +200,16 @@ def update_adapter(
     summary="Get an adapter",
     responses=ERRORS,
 )
-def get_adapter(adapter_id: str, session: SessionDep, base_url: BaseUrlDep) -> Adapter:
-    return adapters.get_adapter(session, adapter_id, base_url=base_url)
+async def get_adapter(adapter_id: str, session: SessionDep, base_url: BaseUrlDep) -> Adapter:
+    def read() -> Adapter:
+        # The read and the end of its transaction (the token was checked in it: api/gate.py)
+        # in one trip to the threadpool.
+        try:
+            return adapters.get_adapter(session, adapter_id, base_url=base_url)
+        finally:
+            session.close()
+
+    return await run_in_threadpool(read)
 
 
 @router.delete(

@@ -6,18 +6,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import bindparam, case, delete, literal_column, null, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from db import models
+from db.scoping import PROJECT_KEY
 from service.errors import Conflict, InvalidRequest, NotFound
 from service.paging import decode_cursor, encode_cursor, newest_first
 from service.registry import ordering
-from service.registry.evaluations import evaluations_of
+from service.registry.evaluations import MAX_LISTED, evaluations_of, summarise
 from service.registry.job_output import HOLDING_STATES
 from service.registry.urls import adapter_archive_url, adapter_lora_path
-from service.schemas import Adapter, FileRef, LineageEntry, Page, from_row
+from service.schemas import Adapter, FileRef, JobKind, LineageEntry, Page, from_row
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,72 @@ def to_adapters(
     ]
 
 
+# `GET /adapters/{id}` is the registry's hot path: two Core statements, built once, run on
+# the session's connection (no ORM objects, and the project filter written out instead of the
+# session-level one of db/scoping.py, whose per-statement option defeats the statement cache).
+_ADAPTERS, _FILES = models.Adapter.__table__, models.AdapterFile.__table__
+_ALIASES, _JOBS = models.Alias.__table__, models.Job.__table__
+
+
+def _one_adapter_statements(scoped: bool) -> tuple[Any, Any]:
+    """(the adapter's row joined with its files; its evaluations and aliases, in one union)."""
+    adapter_id, project = bindparam("adapter_id"), bindparam("project")
+    row = (
+        select(_ADAPTERS, _FILES.c.name.label("file_name"), _FILES.c.sha256.label("file_sha256"),
+               _FILES.c.size.label("file_size"))
+        .select_from(_ADAPTERS.outerjoin(_FILES, _FILES.c.adapter_id == _ADAPTERS.c.id))
+        .where(_ADAPTERS.c.id == adapter_id)
+        .order_by(_FILES.c.name)
+    )
+    # The jobs' part first: a union's columns take their types (JSON, UTC datetimes) from it.
+    evaluations = select(
+        literal_column("'evaluation'").label("part"), _JOBS.c.id, _JOBS.c.state, _JOBS.c.task,
+        _JOBS.c.result, _JOBS.c.created_at,
+    ).where(_JOBS.c.kind == JobKind.evaluation.value, _JOBS.c.lora_source_kind == "adapter",
+            _JOBS.c.parent_adapter_id == adapter_id)
+    aliases = select(literal_column("'alias'"), _ALIASES.c.alias, null(), null(), null(),
+                     null()).where(_ALIASES.c.adapter_id == adapter_id)
+    if scoped:
+        row = row.where(_ADAPTERS.c.project == project)
+        evaluations = evaluations.where(_JOBS.c.project == project)
+        aliases = aliases.where(_ALIASES.c.project == project)
+    return row, union_all(evaluations, aliases)
+
+
+_ONE_ADAPTER = {scoped: _one_adapter_statements(scoped) for scoped in (False, True)}
+
+
 def get_adapter(session: Session, adapter_id: str, *, base_url: str | None = None) -> Adapter:
-    """One adapter; 404 if absent."""
-    return to_adapters(session, [adapter_row(session, adapter_id)], base_url)[0]
+    """One adapter with its files, aliases, evaluations and lineage; 404 if absent (or in
+    another project than the session's). Two statements, and one per lineage level."""
+    project = session.info.get(PROJECT_KEY)
+    row_stmt, related_stmt = _ONE_ADAPTER[project is not None]
+    params = {"adapter_id": adapter_id, "project": project}
+    session.flush()  # the statements below run on the connection, past the ORM's autoflush
+    connection = session.connection()
+    rows = connection.execute(row_stmt, params).all()
+    if not rows:
+        raise NotFound(f"no adapter {adapter_id!r}")
+    aliases: list[str] = []
+    evaluations = []
+    for part in connection.execute(related_stmt, params):
+        if part.part == "alias":
+            aliases.append(part.id)
+        else:
+            evaluations.append(part)
+    evaluations.sort(key=lambda e: e.id, reverse=True)  # newest first: ids are time-ordered
+    row = rows[0]
+    return from_row(
+        Adapter,
+        row,
+        files=[FileRef(name=r.file_name, sha256=r.file_sha256, size=r.file_size)
+               for r in rows if r.file_name is not None],
+        lineage=_lineages(session, [row])[row.id] if row.parent_adapter_id else [],
+        aliases=sorted(aliases),
+        evaluations=[summarise(e) for e in evaluations[:MAX_LISTED]],
+        lora_path=adapter_lora_path(row.id, base_url),
+        download_url=adapter_archive_url(row.id, base_url),
+    )
 
 
 def list_adapters(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,11 +28,15 @@ def evaluations_of(session: Session, adapter_ids: Sequence[str]) -> dict[str, li
     )
     for row in rows:
         items = listed[row.parent_adapter_id or ""]
-        if len(items) >= MAX_LISTED:
-            continue
-        results = (row.result or {}).get("evaluation") or {}
-        items.append(EvaluationSummary(
-            id=row.id, state=row.state, dataset=(row.task or {}).get("dataset", ""),
-            loss=results.get("loss"), perplexity=results.get("perplexity"),
-            exact_match=results.get("exact_match"), created_at=row.created_at))
+        if len(items) < MAX_LISTED:
+            items.append(summarise(row))
     return listed
+
+
+def summarise(row: Any) -> EvaluationSummary:
+    """The summary of an evaluation job's row (an ORM row, or a row of its columns)."""
+    results = (row.result or {}).get("evaluation") or {}
+    return EvaluationSummary(
+        id=row.id, state=row.state, dataset=(row.task or {}).get("dataset", ""),
+        loss=results.get("loss"), perplexity=results.get("perplexity"),
+        exact_match=results.get("exact_match"), created_at=row.created_at)

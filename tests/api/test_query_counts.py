@@ -1,0 +1,95 @@
+"""What the hot paths cost the database: statements, transactions and pool checkouts per request.
+
+Counted with SQLAlchemy's engine events on the app's own engine, on both databases, so a
+change that adds a query (or a second transaction) to `GET /adapters/{id}` fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from api.deps import AppState
+from tests.factories import bearer, make_adapter, make_token
+
+
+@dataclass
+class Counts:
+    statements: list[str] = field(default_factory=list)
+    begins: int = 0
+    checkouts: int = 0
+
+
+@contextmanager
+def counting(state: AppState) -> Iterator[Counts]:
+    """Statements sent (`before_cursor_execute`), transactions begun, connections checked out."""
+    counts = Counts()
+
+    def on_statement(_conn, _cursor, statement, *_args) -> None:
+        counts.statements.append(" ".join(statement.split())[:120])
+
+    def on_begin(_conn) -> None:
+        counts.begins += 1
+
+    def on_checkout(*_args) -> None:
+        counts.checkouts += 1
+
+    engine = state.engine
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "begin", on_begin)
+    event.listen(engine.pool, "checkout", on_checkout)
+    try:
+        yield counts
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "begin", on_begin)
+        event.remove(engine.pool, "checkout", on_checkout)
+
+
+def test_get_adapter_is_one_transaction_of_three_statements(client: TestClient, state: AppState):
+    """The token check and the read share one connection and one transaction: the token, the
+    adapter joined with its files, its evaluations and aliases in one union."""
+    parent = make_adapter(state)
+    child = make_adapter(state, parent=parent.id, seed=1)
+    client.put("/aliases/bot/prod", json={"adapter_id": child.id}).raise_for_status()
+    client.get(f"/adapters/{parent.id}").raise_for_status()  # warm: statement caches filled
+
+    with counting(state) as counts:
+        body = client.get(f"/adapters/{parent.id}").json()
+    assert body["id"] == parent.id and len(body["files"]) == 2
+    assert (counts.checkouts, counts.begins, len(counts.statements)) == (1, 1, 3), counts
+    assert "api_tokens" in counts.statements[0]
+
+    # A lineage costs one statement per level above the adapter, nothing else.
+    with counting(state) as counts:
+        body = client.get(f"/adapters/{child.id}").json()
+    assert body["aliases"] == ["prod"] and [e["id"] for e in body["lineage"]] == [parent.id]
+    assert (counts.checkouts, counts.begins, len(counts.statements)) == (1, 1, 4), counts
+
+
+def test_get_adapter_of_another_project_is_404_in_the_same_single_transaction(
+    client: TestClient, state: AppState
+):
+    """The project filter written into the hot path's statements still confines a user."""
+    adapter = make_adapter(state)
+    _, token = make_token(client, "user", project="elsewhere")
+    with counting(state) as counts:
+        r = client.get(f"/adapters/{adapter.id}", headers=bearer(token))
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert (counts.checkouts, counts.begins) == (1, 1), counts
+
+
+def test_revoked_token_is_refused_on_its_next_get(client: TestClient, state: AppState):
+    """No token cache: a revocation holds on the very next request."""
+    adapter = make_adapter(state)
+    token_id, token = make_token(client, "user")
+    assert client.get(f"/adapters/{adapter.id}", headers=bearer(token)).status_code == 200
+    client.delete(f"/tokens/{token_id}").raise_for_status()
+    with counting(state) as counts:
+        r = client.get(f"/adapters/{adapter.id}", headers=bearer(token))
+    assert r.status_code == 401
+    assert counts.checkouts == 1 and len(counts.statements) == 1, counts
