@@ -15,6 +15,7 @@ from cli.submit import submit
 from cli.tasks import evaluate, sample
 from cli.tokens import tokens_app
 from cli.transfer import export, import_archive
+from cli.webhooks import webhooks_app
 
 app = typer.Typer(
     name="loraplane",
@@ -28,6 +29,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("eval", epilog=EXIT_CODES_HELP)(evaluate)
 app.command(epilog=EXIT_CODES_HELP)(sample)
 app.command("export")(export)
