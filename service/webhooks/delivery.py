@@ -153,7 +153,7 @@ async def attempt(client: httpx.AsyncClient, allow: AllowList, due: Due,
         target = parse_target(due.url)
         try:
             addresses = await asyncio.wait_for(resolve_async(target), timeout)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, UnicodeError) as exc:
             return outcome(f"cannot resolve {target.host}: {exc or 'timed out'}")
         address = pick_address(allow, target, addresses)
         if address is None:

@@ -183,7 +183,7 @@ def check_new_target(allow: AllowList, url: str) -> Target:
     named = target.literal is None and allow.names_host(target.host)
     try:
         addresses = resolve(target)
-    except OSError:
+    except (OSError, UnicodeError):  # no such name; a name the IDNA codec refuses
         if named:
             return target  # listed; checked again, resolved, before every attempt
         raise _refused(url, f"{target.host} is not in {SETTING} and does not resolve") from None

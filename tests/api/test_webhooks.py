@@ -11,15 +11,23 @@ import asyncio
 import base64
 import ipaddress
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from db import models
+from db.base import utcnow
+from db.engine import make_engine, make_sessionmaker
+from service.schemas.webhooks import WebhookEvent
 from service.settings import Settings
-from service.webhooks.delivery import Due, attempt, http_client
+from service.webhooks import enqueue, new_secret, redeliver
+from service.webhooks.delivery import Due, Outcome, attempt, claim_due, http_client, record_outcome
 from service.webhooks.targets import AllowList, parse_target, pick_address
 from tests.conftest import authenticate_as_admin
 from tests.factories import as_caller, assert_problem, lora_result, make_adapter, make_token
@@ -267,3 +275,101 @@ def test_a_project_sees_and_is_told_only_of_its_own(hooked: TestClient, receiver
 
     assert blue.delete(f"/webhooks/{blue_hook['id']}").status_code == 204
     assert_problem(blue.get(f"/webhooks/{blue_hook['id']}/deliveries"), 404, "not_found")
+
+
+def test_only_a_final_failure_is_told(hooked: TestClient, receiver: Receiver):
+    """A retryable failure with attempts left sends the job back to the queue (no message);
+    a user error fails it (job.failed, with its error)."""
+    subscribe(hooked, receiver.url, "job.failed")
+
+    def claim_and_fail(code: str, retryable: bool) -> dict:
+        lease = hooked.post("/worker/claim", json={"worker_id": "w"}).json()
+        return hooked.post(f"/worker/jobs/{lease['job']['id']}/fail",
+                           headers={"X-Loraplane-Lease": lease["lease_id"]},
+                           json={"code": code, "message": "m", "retryable": retryable}).json()
+
+    hooked.post("/jobs", json=SPEC)
+    assert claim_and_fail("out_of_memory", True)["state"] == "queued"
+    failed = claim_and_fail("no_matching_modules", False)
+    assert failed["state"] == "failed"
+    wait_until(lambda: receiver.requests, what="job.failed")
+    settle()
+    [message] = receiver.messages()
+    assert message["type"] == "job.failed" and message["data"]["id"] == failed["id"]
+    assert message["data"]["error"]["code"] == "no_matching_modules"
+
+
+# ---------------------------------------------------------------------------- the outbox itself
+
+
+@pytest.fixture
+def outbox(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated database with one subscription, and no delivery loop running."""
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        session.add(models.Webhook(id="wh_1", url="http://127.0.0.1:9/", events=["job.failed"],
+                                   secret=new_secret(), project="default", created_at=utcnow()))
+        session.commit()
+    yield sessions
+    engine.dispose()
+
+
+def test_concurrent_claims_take_each_message_once(outbox: sessionmaker[Session]):
+    """Four replicas claiming 40 due messages a few at a time: each is claimed exactly once."""
+    with outbox() as session:
+        for i in range(40):
+            enqueue(session, project="default", event=WebhookEvent.job_failed,
+                    data=lambda i=i: {"i": i})
+        enqueue(session, project="other", event=WebhookEvent.job_failed, data=dict)
+        session.commit()
+    claimed: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def replica() -> None:
+        barrier.wait()
+        while True:
+            with outbox() as session:
+                dues = claim_due(session, lease_seconds=60, limit=3)
+                session.commit()
+            if not dues:
+                return
+            claimed.extend(d.id for d in dues)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(claimed) == 40 and len(set(claimed)) == 40
+    with outbox() as session:
+        assert claim_due(session, lease_seconds=60) == []  # all leased, none due
+        bodies = session.scalars(select(models.WebhookDelivery.body)).all()
+    assert sorted(json.loads(b)["data"]["i"] for b in bodies) == list(range(40))
+
+
+def test_a_message_is_given_up_after_its_max_age_and_can_be_sent_again(
+        outbox: sessionmaker[Session]):
+    settings = Settings(webhook_max_age_seconds=0.5, webhook_retry_base_seconds=0.01)
+    failure = Outcome(started_at=utcnow(), duration_ms=1.0, status_code=500,
+                      error="the receiver answered HTTP 500", excerpt=None)
+    with outbox() as session:
+        enqueue(session, project="default", event=WebhookEvent.job_failed, data=dict)
+        session.commit()
+        [due] = claim_due(session, lease_seconds=0)
+        assert record_outcome(session, due, failure, settings)
+        session.commit()
+        [again] = claim_due(session, lease_seconds=0) or wait_until(
+            lambda: claim_due(session, lease_seconds=0), what="the retry")
+        assert again.id == due.id and again.attempt == 2
+        assert not record_outcome(session, due, failure, settings)  # a stale claim: no write
+        time.sleep(0.6)
+        assert record_outcome(session, again, failure, settings)
+        session.commit()
+        row = session.get(models.WebhookDelivery, due.id, populate_existing=True)
+        assert (row.state, row.attempts, row.last_status_code) == ("failed", 2, 500)
+        assert claim_due(session, lease_seconds=0) == []
+        redeliver(session, "wh_1", due.id)
+        session.commit()
+        [third] = claim_due(session, lease_seconds=0)
+        assert third.attempt == 3
