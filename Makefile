@@ -16,6 +16,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	deploy/ensure-compose.sh
+	deploy/ensure-browser.sh  # Debian's chromium, for tests/ui (marker browser)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Regenerate openapi.json and the Python SDK from the app; commit both.

@@ -12,7 +12,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import errors, metrics
+from api import errors, metrics, ui
 from api.deps import AppState
 from api.gate import Gate
 from api.routers import (
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(Gate)  # token checked and body bounded before any body is read
     for router in ROUTERS:
         app.include_router(router)
+    ui.mount(app)  # the dashboard at /ui: static files that call this API
     _document_spec_schema(app)
     return app
 

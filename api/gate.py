@@ -27,6 +27,13 @@ from service.media import normalise_media_type
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc",
                           "/docs/oauth2-redirect"})
+UI_PREFIX = "/ui"  # the dashboard's static files: no data; its API calls carry the token
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+
+
 # Dataset uploads (and octet-stream blobs), adapter and registry imports: streamed, bounded
 # apart by the routes that read them.
 STREAMED_TYPES = MEDIA_TYPES | {"application/x-tar", "multipart/form-data"}
@@ -43,7 +50,7 @@ class Gate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or _public(scope["path"]):
             await self.app(scope, receive, send)
             return
         if scope["method"] in READ_METHODS:

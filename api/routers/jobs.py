@@ -96,13 +96,51 @@ async def submit_job(
 
 @router.get("", response_model=Page[Job], operation_id="list_jobs", summary="List jobs",
             responses=ERRORS)
-def list_jobs(
-    session: SessionDep,
+async def list_jobs(
+    request: Request,
+    app_state: StateDep,
+    principal: PrincipalDep,
     state: JobState | None = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-) -> Page[Job]:
-    return job_service.list_jobs(session, state=state, limit=limit, cursor=cursor)
+) -> Page[Job] | StreamingResponse:
+    def read() -> Page[Job]:
+        with app_state.session(principal.project, read=True) as session:
+            return job_service.list_jobs(session, state=state, limit=limit, cursor=cursor)
+
+    page = await run_in_threadpool(read)
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        return page
+
+    async def stream() -> AsyncIterator[str]:
+        """The page, then every change to it: `job` (a job entered the page or changed: its
+        state, progress, metrics) and `gone` (it left the page, e.g. its state no longer
+        matches the filter), compared snapshot to snapshot each poll."""
+        nonlocal page
+        sent: dict[str, str] = {}
+        idle = 0.0
+        while True:
+            current = {job.id: job.model_dump_json() for job in page.items}
+            changed = False
+            for job_id, payload in current.items():
+                if sent.get(job_id) != payload:
+                    changed = True
+                    yield f"event: job\ndata: {payload}\n\n"
+            for job_id in sent.keys() - current.keys():
+                changed = True
+                yield f'event: gone\ndata: {{"id": "{job_id}"}}\n\n'
+            sent = current
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(app_state.settings.queue_poll_seconds)
+            idle = 0.0 if changed else idle + app_state.settings.queue_poll_seconds
+            if idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            page = await run_in_threadpool(read)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/{job_id}", response_model=Job, operation_id="get_job", summary="Get a job",
