@@ -80,7 +80,12 @@ def worker(
     token: Annotated[
         str | None, typer.Option(help="Worker token.", envvar="LORAPLANE_WORKER_TOKEN")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(
+        help="auto, cpu, cuda (every visible GPU), cuda:N or cuda:0,1 (those GPUs).")] = "auto",
+    cpu_ranks: Annotated[int, typer.Option(
+        help="With --device cpu: CPU ranks offered to multi-device jobs (gloo).")] = 1,
+    threads_per_rank: Annotated[int | None, typer.Option(
+        help="torch threads per rank of a multi-device job [default: cores / ranks].")] = None,
     models_dir: Annotated[
         Path | None, typer.Option(help="Base models by name [LORAPLANE_MODELS_DIR].")
     ] = None,
@@ -102,6 +107,8 @@ def worker(
         models_dir=models_dir or settings.models_dir,
         work_dir=work_dir or settings.data_dir / "worker",
         device=device,
+        cpu_ranks=cpu_ranks,
+        threads_per_rank=threads_per_rank,
         once=once,
     )
     runner = Worker(options)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from loraplane_client.models import (
     WorkerEvent,
     WorkerEventData,
 )
+from loraplane_client.types import Unset
 
 from worker.client import LEASE_HEADER, LeaseLost, ServerError, WorkerClient
 from worker.trainer.errors import TrainerError, UserError
@@ -48,6 +50,33 @@ def pick_device(device: str) -> str:
     return device
 
 
+def offered_devices(device: str, cpu_ranks: int = 1) -> list[str]:
+    """The devices a worker offers: `cuda` = every visible GPU, `cuda:0,1` = those two,
+    `cuda:N` = one, `cpu` = `cpu_ranks` CPU ranks (gloo; for tests and small models),
+    `auto` = `cuda` when a GPU is there, else one CPU rank."""
+    import torch
+
+    if cpu_ranks < 1:
+        raise SystemExit(f"--cpu-ranks must be >= 1, got {cpu_ranks}")
+    picked = pick_device(device)
+    if picked == "cpu":
+        return ["cpu"] * cpu_ranks
+    if cpu_ranks != 1:
+        raise SystemExit("--cpu-ranks is for --device cpu; a GPU worker offers its GPUs")
+    if not picked.startswith("cuda"):
+        raise SystemExit(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or cuda:0,1")
+    count = torch.cuda.device_count()
+    if picked == "cuda":
+        return [f"cuda:{i}" for i in range(count)]
+    ids = picked.removeprefix("cuda:").split(",")
+    if not all(i.strip().isdigit() for i in ids) or len(set(ids)) != len(ids):
+        raise SystemExit(f"cannot read the device list {device!r}: write cuda:0,1")
+    wrong = [i for i in ids if int(i) >= count]
+    if wrong:
+        raise SystemExit(f"{device}: torch sees {count} CUDA device(s), not cuda:{wrong[0]}")
+    return [f"cuda:{int(i)}" for i in ids]
+
+
 @dataclass
 class WorkerOptions:
     server: str
@@ -55,6 +84,8 @@ class WorkerOptions:
     models_dir: Path
     work_dir: Path
     device: str = "auto"
+    cpu_ranks: int = 1  # with device cpu: CPU ranks offered (one process each, gloo)
+    threads_per_rank: int | None = None  # torch threads of each rank; None: the cores shared
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{secrets.token_hex(4)}")
     wait_seconds: float = 20.0
     once: bool = False  # stop after one job (tests, batch use)
@@ -159,7 +190,10 @@ class Worker:
     def __init__(self, options: WorkerOptions, client: WorkerClient | None = None):
         self.options = options
         self.client = client or WorkerClient(options.server, options.token)
-        self.device = pick_device(options.device)
+        self.devices = offered_devices(options.device, options.cpu_ranks)
+        if not self.devices:
+            raise SystemExit(f"device {options.device}: torch sees no device to offer")
+        self.device = self.devices[0]  # single-device jobs, evaluations and samples
         self.stopping = threading.Event()
         self.idle = False
         self.cache = BlobCache(options.work_dir / "cache")
@@ -175,14 +209,14 @@ class Worker:
             raise WorkerStopped
 
     def run(self) -> None:
-        log.info("worker %s on %s polling %s", self.options.worker_id, self.device,
-                 self.options.server)
+        log.info("worker %s on %s polling %s", self.options.worker_id,
+                 ", ".join(self.devices), self.options.server)
         while not self.stopping.is_set():
             try:
                 self.idle = True
                 claim = self.client.claim(self.options.worker_id,
                                           wait_seconds=self.options.wait_seconds,
-                                          device=self.device)
+                                          device=self.device, devices=len(self.devices))
                 self.idle = False
             except WorkerStopped:
                 break
@@ -306,7 +340,17 @@ class Worker:
             work_dir=work_dir / "train",
             device=self.device,
         )
-        result = run_training(spec, inputs, hooks=run)
+        devices = self._job_devices(claim)
+        if len(devices) == 1:
+            result = run_training(spec, inputs, hooks=run)
+        else:
+            from worker.launch import RankPlan, run_distributed
+
+            threads = self.options.threads_per_rank or max(1, (os.cpu_count() or 1) // len(devices))
+            run.log(f"training on {len(devices)} devices ({', '.join(devices)}), one process "
+                    f"each, {threads} thread(s) per rank")
+            result = run_distributed(spec, replace(inputs, device=devices[0]), run,
+                                     RankPlan(devices=devices, threads_per_rank=threads))
         run.flush()
         if self._stopped(run, result.stopped):
             return
@@ -323,6 +367,19 @@ class Worker:
             base_fingerprint=result.base_fingerprint,
             metrics=AdapterResultMetricsType0.from_dict(metrics),
         ))
+
+    def _job_devices(self, claim: Claim) -> list[str]:
+        """The devices this job runs on: the first as many as it needs of those offered (all
+        of them for `all`)."""
+        need = claim.job.devices
+        if need is None:
+            return list(self.devices)
+        if isinstance(need, Unset):
+            need = 1
+        if need > len(self.devices):  # the claim filter prevents it; a server bug otherwise
+            raise ServerError(f"job {claim.job.id} needs {need} devices; this worker offers "
+                              f"{len(self.devices)}", code="invalid_claim")
+        return self.devices[:need]
 
     # -- inputs --------------------------------------------------------------------------
     def _base_model(self, model_path: str) -> str:

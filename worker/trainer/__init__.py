@@ -25,11 +25,13 @@ __all__ = [
 ]
 
 
-def run_training(spec: JobSpec, inputs: TrainingInputs, hooks: TrainingHooks) -> TrainingResult:
-    """Train per the spec (README, "The job spec") and return what was produced."""
+def run_training(spec: JobSpec, inputs: TrainingInputs, hooks: TrainingHooks,
+                 dist: Any = None) -> TrainingResult:
+    """Train per the spec (README, "The job spec") and return what was produced; `dist`
+    (worker/trainer/distributed.py's `Distributed`): this process is one rank of several."""
     from worker.trainer.loop import TrainingSession
 
-    return TrainingSession(spec, inputs, hooks).run()
+    return TrainingSession(spec, inputs, hooks, dist).run()
 
 
 def linear_module_names(model: Any) -> list[str]:

@@ -58,11 +58,34 @@ def staged_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def by_index(state_dict: dict[str, Any], param_names: Sequence[str]) -> dict[str, Any]:
+    """A name-keyed optimizer state (torch.distributed.checkpoint's full form) in the index
+    form `optimizer.state_dict()` has, indices in `param_names` order."""
+    index = {name: i for i, name in enumerate(param_names)}
+    return {
+        "state": {index[name]: entry for name, entry in state_dict["state"].items()},
+        "param_groups": [{**group, "params": [index[name] for name in group["params"]]}
+                         for group in state_dict["param_groups"]],
+    }
+
+
+def by_name(state_dict: dict[str, Any], param_names: Sequence[str]) -> dict[str, Any]:
+    """The inverse of `by_index`."""
+    return {
+        "state": {param_names[int(i)]: entry for i, entry in state_dict["state"].items()},
+        "param_groups": [{**group, "params": [param_names[int(i)] for i in group["params"]]}
+                         for group in state_dict["param_groups"]],
+    }
+
+
 def save_optimizer(
-    optimizer: torch.optim.Optimizer, param_names: Sequence[str], directory: Path
+    optimizer: torch.optim.Optimizer, param_names: Sequence[str], directory: Path,
+    state_dict: dict[str, Any] | None = None,
 ) -> None:
-    """Flatten the optimizer's state dict into safetensors + JSON."""
-    state_dict = optimizer.state_dict()
+    """Flatten the optimizer's state dict (or `state_dict`, in its index form: a sharded
+    optimizer's gathered state) into safetensors + JSON."""
+    if state_dict is None:
+        state_dict = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     other: dict[str, dict[str, Any]] = {}
     for index, entry in state_dict["state"].items():
@@ -88,6 +111,14 @@ def load_optimizer(
     optimizer: torch.optim.Optimizer, param_names: Sequence[str], directory: Path
 ) -> None:
     """Restore what `save_optimizer` wrote, checking it belongs to these parameters."""
+    optimizer.load_state_dict(read_optimizer(optimizer, param_names, directory))
+
+
+def read_optimizer(
+    optimizer: torch.optim.Optimizer, param_names: Sequence[str], directory: Path
+) -> dict[str, Any]:
+    """What `save_optimizer` wrote, in `optimizer.state_dict()`'s form, checked against these
+    parameters."""
     meta = read_json(directory / OPTIMIZER_META)
     if meta.get("class") != type(optimizer).__name__ or meta.get("param_names") != list(
         param_names
@@ -109,7 +140,7 @@ def load_optimizer(
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
         groups.append(group)
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    return {"state": state, "param_groups": groups}
 
 
 def save_rng(directory: Path) -> None:
