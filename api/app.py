@@ -33,7 +33,7 @@ from db.engine import make_engine
 from db.migrate import upgrade
 from service import auth, queue
 from service.artifacts import open_store
-from service.registry import blobs
+from service.registry import blobs, serving
 from service.settings import Settings, get_settings
 from service.spec import JobSpec
 from service.webhooks import delivery as webhook_delivery
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             upgrade(engine)
             _bootstrap_tokens(app.state.loraplane)
+            await run_in_threadpool(_backfill_serving_verdicts, app.state.loraplane)
         sweeper = asyncio.create_task(_housekeeping_forever(app.state.loraplane))
         # Webhook messages of the outbox, sent by every replica (they share the work).
         state = app.state.loraplane
@@ -91,6 +92,15 @@ def _bootstrap_tokens(state: AppState) -> None:
             session, settings.data_dir, admin_token=settings.admin_token,
             worker_token=settings.worker_token)
         session.commit()
+
+
+def _backfill_serving_verdicts(state: AppState) -> None:
+    """Serving verdicts for adapters registered before migration 0006 (read from the store)."""
+    with state.session(None) as session:
+        filled = serving.backfill_verdicts(session, state.store)
+        session.commit()
+    if filled:
+        log.info("computed the serving verdicts of %d earlier adapters", filled)
 
 
 async def _housekeeping_forever(state: AppState) -> None:

@@ -141,10 +141,17 @@ class Adapter(ProjectScoped, Base):
     digest: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Serving verdicts (service/registry/serving.py) and the flags `?servable=` filters on;
+    # none for a full model, nor for a LoRA row of before 0006 until the API backfills it.
+    serving: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    vllm_servable: Mapped[bool | None] = mapped_column(Boolean)
+    peft_servable: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
         UniqueConstraint("project", "name", "version"),
         Index("ix_adapters_name_digest", "project", "name", "digest"),
+        Index("ix_adapters_vllm_servable", "project", "vllm_servable"),
+        Index("ix_adapters_peft_servable", "project", "peft_servable"),
     )
 
 

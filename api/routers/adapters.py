@@ -65,6 +65,10 @@ def list_adapters(
               "metric; adapters without that numeric metric come last either way, ties newest "
               "first."),
     ] = "created_at",
+    servable: Annotated[
+        Literal["vllm", "peft"] | None,
+        Query(description="Only adapters that engine loads (their `serving.<engine>.ok`)."),
+    ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[Adapter]:
@@ -74,6 +78,7 @@ def list_adapters(
         base_model=base_model,
         kind=kind,
         tags=tag or [],
+        servable=servable,
         order_by=order_by,
         limit=limit,
         cursor=cursor,

@@ -15,6 +15,7 @@ from api.errors import AUTH_ERRORS, problems
 from service import jobs as job_service
 from service.errors import Conflict, InvalidRequest
 from service.paging import decode_cursor, encode_cursor
+from service.registry import serving
 from service.schemas import MAX_BIGINT, TERMINAL_STATES, Job, JobEvent, JobState, Page, Role
 from service.spec import JSON_TYPES, YAML_TYPES, parse_body
 
@@ -60,12 +61,13 @@ async def submit_job(
         from service import lora_path as lora_path_service
 
         parsed = parse_body(body, content_type, settings.max_spec_bytes)
+        warned = {"warnings": serving.submit_warnings(parsed.spec)}  # said, never stored
         for _ in range(2):
             with state.session(principal.project) as session:
                 if idempotency_key:
                     existing = job_service.find_by_idempotency_key(session, idempotency_key, digest)
                     if existing is not None:
-                        return existing, True
+                        return existing.model_copy(update=warned), True
                 try:
                     # Registry and dataset references are checked in the submitting
                     # transaction (the adapter stays share-locked until commit).
@@ -82,7 +84,7 @@ async def submit_job(
                         raise
                     continue
                 session.commit()
-                return job, False
+                return job.model_copy(update=warned), False
         raise Conflict("could not settle concurrent requests with one Idempotency-Key")
 
     job, replayed = await run_in_threadpool(submit)

@@ -211,13 +211,15 @@ def list_adapters(
     base_model: str | None = None,
     kind: str | None = None,
     tags: Sequence[str] = (),
+    servable: Literal["vllm", "peft"] | None = None,
     order_by: str = "created_at",
     limit: int = 50,
     cursor: str | None = None,
     base_url: str | None = None,
 ) -> Page[Adapter]:
     """Newest first, keyed on the time-ordered id; or by a final metric (nulls last, ties
-    newest first). `tags` (`k:v` or `k`) combine with AND."""
+    newest first). `tags` (`k:v` or `k`) combine with AND; `servable`: only adapters whose
+    serving verdict for that engine is ok."""
     stmt = select(models.Adapter)
     if name is not None:
         stmt = stmt.where(models.Adapter.name == name)
@@ -226,6 +228,10 @@ def list_adapters(
     if kind is not None:
         stmt = stmt.where(models.Adapter.kind == kind)
     stmt = stmt.where(*ordering.tag_filters(list(tags)))
+    if servable == "vllm":
+        stmt = stmt.where(models.Adapter.vllm_servable.is_(True))
+    elif servable == "peft":
+        stmt = stmt.where(models.Adapter.peft_servable.is_(True))
     metric, ascending = ordering.parse_order(order_by)
     if metric is None:
         rows, next_cursor = newest_first(

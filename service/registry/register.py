@@ -28,6 +28,7 @@ from service.registry.files import (
     read_json_blob,
 )
 from service.registry.job_output import adapter_name_for, job_kind, model_spec
+from service.registry.serving import apply_verdicts, serving_verdicts
 from service.registry.tensors import check_adapter_config, check_lora_tensors, read_tensor_index
 from service.schemas import Adapter, AdapterResult, FileRef, json_safe
 from service.schemas.webhooks import WebhookEvent
@@ -81,6 +82,7 @@ class CheckedFiles:
     alpha: float | None
     target_modules: list[str]
     lora_modules: int = 0
+    serving: dict[str, Any] | None = None  # service/registry/serving.py; LoRA only
     digest: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,14 +122,16 @@ def check_adapter_files(
     config_rank = check_adapter_config(config)
     if rank is not None and config_rank != rank:
         raise InvalidArtifact(f"rank {rank} disagrees with r={config_rank} in {ADAPTER_CONFIG}")
-    modules = check_lora_tensors(read_tensor_index(store, by_name[ADAPTER_WEIGHTS]), config)
+    tensors = read_tensor_index(store, by_name[ADAPTER_WEIGHTS])
+    modules = check_lora_tensors(tensors, config)
     config_alpha: Any = config.get("lora_alpha")
     if alpha is None and isinstance(config_alpha, int | float):
         alpha = json_safe(float(min(config_alpha, 1e300)))  # a Float column holds it
     if not targets:
         listed = config.get("target_modules")
         targets = [listed] if isinstance(listed, str) else [str(t) for t in listed or []]
-    return CheckedFiles(checked, config_rank, alpha, targets, lora_modules=modules)
+    return CheckedFiles(checked, config_rank, alpha, targets, lora_modules=modules,
+                        serving=serving_verdicts(config, tensors))
 
 
 def insert_adapter(
@@ -174,6 +178,7 @@ def insert_adapter(
         description=description,
         tags=dict(tags or {}),
     )
+    apply_verdicts(row, checked.serving)
     session.add(row)
     session.flush()
     session.add_all(

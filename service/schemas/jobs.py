@@ -82,6 +82,12 @@ class Job(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Only in the answer to POST /jobs: what in the spec makes an adapter an "
+        "engine refuses (e.g. a lora_rank vLLM serves only with a larger --max-lora-rank); the "
+        "job is queued all the same.",
+    )
 
 
 class JobEvent(BaseModel):

@@ -46,6 +46,31 @@ class LineageEntry(BaseModel):
     name: str
     version: int
 
+
+class PeftVerdict(BaseModel):
+    """Whether peft loads the adapter: every peft from 0.11.1 (RLinf's pin) to the newest."""
+
+    ok: bool
+    reasons: list[str] = Field(description="Why not, one sentence per field at fault.")
+    notes: list[str] = Field(default_factory=list, description="What to know when it is ok.")
+
+
+class VllmVerdict(PeftVerdict):
+    """Whether vLLM's LoRA loader takes the adapter, by its rules (rank, DoRA, bias,
+    modules_to_save, tensor names, ...)."""
+
+    max_lora_rank: int | None = Field(
+        description="The smallest `--max-lora-rank` value that holds the adapter's rank; null "
+        "when no value does (above 512)."
+    )
+
+
+class ServingVerdicts(BaseModel):
+    """Computed at registration from adapter_config.json and the tensor names."""
+
+    vllm: VllmVerdict
+    peft: PeftVerdict
+
 class Adapter(BaseModel):
     """A registered adapter (or full fine-tuned model) as clients see it."""
 
@@ -74,6 +99,10 @@ class Adapter(BaseModel):
     )
     description: str | None
     tags: dict[str, str]
+    serving: ServingVerdicts | None = Field(
+        None,
+        description="Whether vLLM and peft load it (LoRA adapters); null for a full model.",
+    )
     lora_path: str = Field(description="Pass as `actor.model.lora_path` to continue from it.")
     download_url: str = Field(description="The PEFT folder as one tar stream.")
     evaluations: list[EvaluationSummary] = Field(
