@@ -49,6 +49,7 @@ from .job_spec import JobSpec
 from .job_state import JobState
 from .lineage_entry import LineageEntry
 from .list_adapters_kind_type_0 import ListAdaptersKindType0
+from .list_adapters_servable_type_0 import ListAdaptersServableType0
 from .lora_source import LoraSource
 from .lora_source_kind import LoraSourceKind
 from .mixed_precision_spec import MixedPrecisionSpec
@@ -69,6 +70,7 @@ from .page_job_event import PageJobEvent
 from .page_token_info import PageTokenInfo
 from .page_webhook import PageWebhook
 from .page_webhook_delivery import PageWebhookDelivery
+from .peft_verdict import PeftVerdict
 from .problem import Problem
 from .progress import Progress
 from .registry_import import RegistryImport
@@ -81,11 +83,13 @@ from .runner_spec import RunnerSpec
 from .sample import Sample
 from .sample_create import SampleCreate
 from .sample_results import SampleResults
+from .serving_verdicts import ServingVerdicts
 from .source_file import SourceFile
 from .task import Task
 from .task_result import TaskResult
 from .token_create import TokenCreate
 from .token_info import TokenInfo
+from .vllm_verdict import VllmVerdict
 from .webhook import Webhook
 from .webhook_attempt import WebhookAttempt
 from .webhook_create import WebhookCreate
@@ -145,6 +149,7 @@ __all__ = (
     "JobState",
     "LineageEntry",
     "ListAdaptersKindType0",
+    "ListAdaptersServableType0",
     "LoraSource",
     "LoraSourceKind",
     "MixedPrecisionSpec",
@@ -165,6 +170,7 @@ __all__ = (
     "PageTokenInfo",
     "PageWebhook",
     "PageWebhookDelivery",
+    "PeftVerdict",
     "Problem",
     "Progress",
     "RegistryImport",
@@ -177,11 +183,13 @@ __all__ = (
     "Sample",
     "SampleCreate",
     "SampleResults",
+    "ServingVerdicts",
     "SourceFile",
     "Task",
     "TaskResult",
     "TokenCreate",
     "TokenInfo",
+    "VllmVerdict",
     "Webhook",
     "WebhookAttempt",
     "WebhookCreate",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..models.evaluation_summary import EvaluationSummary
     from ..models.file_ref import FileRef
     from ..models.lineage_entry import LineageEntry
+    from ..models.serving_verdicts import ServingVerdicts
 
 
 T = TypeVar("T", bound="Adapter")
@@ -52,6 +53,7 @@ class Adapter:
         version (int): Monotonic per name, from 1.
         evaluations (list[EvaluationSummary] | Unset): Evaluations of this adapter (POST /evaluations), newest first (50
             at most).
+        serving (None | ServingVerdicts | Unset): Whether vLLM and peft load it (LoRA adapters); null for a full model.
     """
 
     aliases: list[str]
@@ -77,10 +79,12 @@ class Adapter:
     target_modules: list[str]
     version: int
     evaluations: list[EvaluationSummary] | Unset = UNSET
+    serving: None | ServingVerdicts | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.adapter_metrics_type_0 import AdapterMetricsType0
+        from ..models.serving_verdicts import ServingVerdicts
 
         aliases = self.aliases
 
@@ -150,6 +154,14 @@ class Adapter:
                 evaluations_item = evaluations_item_data.to_dict()
                 evaluations.append(evaluations_item)
 
+        serving: dict[str, Any] | None | Unset
+        if isinstance(self.serving, Unset):
+            serving = UNSET
+        elif isinstance(self.serving, ServingVerdicts):
+            serving = self.serving.to_dict()
+        else:
+            serving = self.serving
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -180,6 +192,8 @@ class Adapter:
         )
         if evaluations is not UNSET:
             field_dict["evaluations"] = evaluations
+        if serving is not UNSET:
+            field_dict["serving"] = serving
 
         return field_dict
 
@@ -190,6 +204,7 @@ class Adapter:
         from ..models.evaluation_summary import EvaluationSummary
         from ..models.file_ref import FileRef
         from ..models.lineage_entry import LineageEntry
+        from ..models.serving_verdicts import ServingVerdicts
 
         d = dict(src_dict)
         aliases = cast(list[str], d.pop("aliases"))
@@ -303,6 +318,23 @@ class Adapter:
 
                 evaluations.append(evaluations_item)
 
+        def _parse_serving(data: object) -> None | ServingVerdicts | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                serving_type_0 = ServingVerdicts.from_dict(data)
+
+                return serving_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | ServingVerdicts | Unset, data)
+
+        serving = _parse_serving(d.pop("serving", UNSET))
+
         adapter = cls(
             aliases=aliases,
             alpha=alpha,
@@ -327,6 +359,7 @@ class Adapter:
             target_modules=target_modules,
             version=version,
             evaluations=evaluations,
+            serving=serving,
         )
 
         adapter.additional_properties = d

@@ -49,6 +49,8 @@ class Job:
             devices (int | None | Unset): Devices the job runs on (`cluster.component_placement.actor`); null: `all`, every
                 device of the worker that claims it. Default: 1.
             kind (JobKind | Unset): What a job does; every kind moves through the same states (TRANSITIONS).
+            warnings (list[str] | Unset): Only in the answer to POST /jobs: what in the spec makes an adapter an engine
+                refuses (e.g. a lora_rank vLLM serves only with a larger --max-lora-rank); the job is queued all the same.
     """
 
     adapter_id: None | str
@@ -72,6 +74,7 @@ class Job:
     worker_id: None | str
     devices: int | None | Unset = 1
     kind: JobKind | Unset = UNSET
+    warnings: list[str] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +153,10 @@ class Job:
         if not isinstance(self.kind, Unset):
             kind = self.kind.value
 
+        warnings: list[str] | Unset = UNSET
+        if not isinstance(self.warnings, Unset):
+            warnings = self.warnings
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -179,6 +186,8 @@ class Job:
             field_dict["devices"] = devices
         if kind is not UNSET:
             field_dict["kind"] = kind
+        if warnings is not UNSET:
+            field_dict["warnings"] = warnings
 
         return field_dict
 
@@ -330,6 +339,8 @@ class Job:
         else:
             kind = JobKind(_kind)
 
+        warnings = cast(list[str], d.pop("warnings", UNSET))
+
         job = cls(
             adapter_id=adapter_id,
             attempt=attempt,
@@ -352,6 +363,7 @@ class Job:
             worker_id=worker_id,
             devices=devices,
             kind=kind,
+            warnings=warnings,
         )
 
         job.additional_properties = d

@@ -6,6 +6,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.list_adapters_kind_type_0 import ListAdaptersKindType0
+from ...models.list_adapters_servable_type_0 import ListAdaptersServableType0
 from ...models.page_adapter import PageAdapter
 from ...models.problem import Problem
 from ...types import UNSET, Response, Unset
@@ -18,6 +19,7 @@ def _get_kwargs(
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
     tag: list[str] | None | Unset = UNSET,
     order_by: str | Unset = "created_at",
+    servable: ListAdaptersServableType0 | None | Unset = UNSET,
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -58,6 +60,15 @@ def _get_kwargs(
     params["tag"] = json_tag
 
     params["order_by"] = order_by
+
+    json_servable: None | str | Unset
+    if isinstance(servable, Unset):
+        json_servable = UNSET
+    elif isinstance(servable, ListAdaptersServableType0):
+        json_servable = servable.value
+    else:
+        json_servable = servable
+    params["servable"] = json_servable
 
     params["limit"] = limit
 
@@ -137,6 +148,7 @@ def sync_detailed(
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
     tag: list[str] | None | Unset = UNSET,
     order_by: str | Unset = "created_at",
+    servable: ListAdaptersServableType0 | None | Unset = UNSET,
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> Response[PageAdapter | Problem]:
@@ -151,6 +163,8 @@ def sync_detailed(
         order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
             (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
             numeric metric come last either way, ties newest first. Default: 'created_at'.
+        servable (ListAdaptersServableType0 | None | Unset): Only adapters that engine loads
+            (their `serving.<engine>.ok`).
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -168,6 +182,7 @@ def sync_detailed(
         kind=kind,
         tag=tag,
         order_by=order_by,
+        servable=servable,
         limit=limit,
         cursor=cursor,
     )
@@ -187,6 +202,7 @@ def sync(
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
     tag: list[str] | None | Unset = UNSET,
     order_by: str | Unset = "created_at",
+    servable: ListAdaptersServableType0 | None | Unset = UNSET,
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> PageAdapter | Problem | None:
@@ -201,6 +217,8 @@ def sync(
         order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
             (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
             numeric metric come last either way, ties newest first. Default: 'created_at'.
+        servable (ListAdaptersServableType0 | None | Unset): Only adapters that engine loads
+            (their `serving.<engine>.ok`).
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -219,6 +237,7 @@ def sync(
         kind=kind,
         tag=tag,
         order_by=order_by,
+        servable=servable,
         limit=limit,
         cursor=cursor,
     ).parsed
@@ -232,6 +251,7 @@ async def asyncio_detailed(
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
     tag: list[str] | None | Unset = UNSET,
     order_by: str | Unset = "created_at",
+    servable: ListAdaptersServableType0 | None | Unset = UNSET,
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> Response[PageAdapter | Problem]:
@@ -246,6 +266,8 @@ async def asyncio_detailed(
         order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
             (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
             numeric metric come last either way, ties newest first. Default: 'created_at'.
+        servable (ListAdaptersServableType0 | None | Unset): Only adapters that engine loads
+            (their `serving.<engine>.ok`).
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -263,6 +285,7 @@ async def asyncio_detailed(
         kind=kind,
         tag=tag,
         order_by=order_by,
+        servable=servable,
         limit=limit,
         cursor=cursor,
     )
@@ -280,6 +303,7 @@ async def asyncio(
     kind: ListAdaptersKindType0 | None | Unset = UNSET,
     tag: list[str] | None | Unset = UNSET,
     order_by: str | Unset = "created_at",
+    servable: ListAdaptersServableType0 | None | Unset = UNSET,
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> PageAdapter | Problem | None:
@@ -294,6 +318,8 @@ async def asyncio(
         order_by (str | Unset): `created_at` (newest first, the default), `metrics.<name>`
             (ascending) or `-metrics.<name>` (descending) by a final metric; adapters without that
             numeric metric come last either way, ties newest first. Default: 'created_at'.
+        servable (ListAdaptersServableType0 | None | Unset): Only adapters that engine loads
+            (their `serving.<engine>.ok`).
         limit (int | Unset):  Default: 50.
         cursor (None | str | Unset):
 
@@ -313,6 +339,7 @@ async def asyncio(
             kind=kind,
             tag=tag,
             order_by=order_by,
+            servable=servable,
             limit=limit,
             cursor=cursor,
         )
