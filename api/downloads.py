@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import tarfile
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -106,11 +108,41 @@ def blob_response(
         return Response(status_code=307, headers={"location": url, "etag": etag,
                                                   "cache-control": "no-store"})
     return StreamingResponse(
-        store.iter_range(sha256, start, end),
+        ReadAhead(store.iter_range(sha256, start, end)),
         status_code=status,
         headers=headers,
         media_type=media_type,
     )
+
+
+class ReadAhead:
+    """The chunks of a blocking iterator, each read in the threadpool while the one before it
+    is being sent, so the socket never waits on the disk (or the object store) nor the disk on
+    the socket. The one-at-a-time alternative (`iterate_in_threadpool`) left the socket idle
+    for a read after every drained chunk: ~30 % of a local download's time (BENCHMARKS.md §6).
+    """
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._next: asyncio.Future[bytes | None] | None = None
+
+    def __aiter__(self) -> ReadAhead:
+        return self
+
+    def _read(self) -> asyncio.Future[bytes | None]:
+        future = asyncio.ensure_future(run_in_threadpool(next, self._chunks, None))
+        # A read still running when the client hung up ends unawaited: its error is dropped.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return future
+
+    async def __anext__(self) -> bytes:
+        pending = self._next or self._read()
+        self._next = None
+        chunk = await pending
+        if chunk is None:
+            raise StopAsyncIteration
+        self._next = self._read()
+        return chunk
 
 
 def none_match(header: str | None, tag: str) -> bool:

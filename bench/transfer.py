@@ -17,9 +17,16 @@ given size, random bytes) and a smaller one, both uploaded with
   in `dest.part`): bytes sent by the server and time, against a whole `download_file` of the
   same file in the same run (both verify sha256 and fsync).
 
+- Through S3 (`--store s3` or `both`): the same service with `LORAPLANE_ARTIFACTS_URL` on a
+  bucket of moto's standalone server (a child process on a loopback port), the artifact
+  uploaded through the worker protocol (streamed multipart), then downloaded through the API
+  (`artifacts_presign_seconds` 0: streamed by the service) against a direct GET of the
+  presigned URL the service would redirect to (the object store's own speed), same client.
+
 Big files live in a temp folder, deleted at the end.
 
-    python bench/transfer.py [--quick] [--size-mib 1024] [--small-mib 256]
+    python bench/transfer.py [--quick] [--size-mib 1024] [--small-mib 256] [--s3-mib 256]
+                             [--store local|s3|both]
 """
 
 from __future__ import annotations
@@ -174,19 +181,94 @@ def mbps(nbytes: int, seconds: float) -> float:
     return nbytes / MiB / seconds
 
 
+def s3_download(size: int, repeat: int, tmp: Path) -> str:
+    """The S3 line: a download streamed through the API against a direct presigned GET."""
+    from urllib.parse import urlsplit
+
+    import boto3
+
+    from service.artifacts_s3 import S3ArtifactStore
+
+    port = free_port()
+    credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                   "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    os.environ.update(credentials)  # for this process's boto3 (bucket, presigned URL)
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        boto3.client("s3").create_bucket(Bucket="bench")
+        url = "s3://bench/artifacts"
+        big = tmp / "s3.safetensors"
+        sha = write_safetensors(big, size, seed=3)
+        size = big.stat().st_size
+        env = {**credentials, "LORAPLANE_ARTIFACTS_URL": url}
+        with live_server("sqlite", env=env) as server, client(server, timeout=600) as http:
+            job_id, lease = claim_job(server, http, {
+                "actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": False}},
+                "runner": {"experiment_name": "bench-transfer-s3"}})
+            config = tmp / "config.json"
+            upload_s, _ = timed(upload_blob, server, http, job_id, lease, big, sha)
+            upload_blob(server, http, job_id, lease, config, file_sha256(config))
+            r = http.post(f"/worker/jobs/{job_id}/complete", headers=worker_headers(server, lease),
+                          json={"kind": "full", "files": [
+                              {"name": "config.json", "sha256": file_sha256(config),
+                               "size": config.stat().st_size},
+                              {"name": "model.safetensors", "sha256": sha, "size": size}]})
+            r.raise_for_status()
+            adapter_id = http.get(f"/jobs/{job_id}").json()["adapter_id"]
+            path = f"/adapters/{adapter_id}/files/model.safetensors"
+            token = admin_token(server)
+            auth = {"Authorization": f"Bearer {token}"} if token else {}
+            presigned = S3ArtifactStore(url, presign_seconds=300).download_url(
+                sha, filename="model.safetensors", media_type="application/octet-stream")
+            direct = urlsplit(presigned)
+            best: dict[str, float] = {}
+            for _ in range(repeat):  # interleaved; each keeps its best
+                seconds, (n, status) = timed(raw_get, server.port, path, auth)
+                if n != size or b" 200 " not in status:
+                    raise RuntimeError(f"service download from S3: {status!r}, {n} bytes")
+                best["service"] = min(best.get("service", 1e9), seconds)
+                seconds, (n, status) = timed(raw_get, port, f"{direct.path}?{direct.query}")
+                if n != size or b" 200 " not in status:
+                    raise RuntimeError(f"presigned GET: {status!r}, {n} bytes")
+                best["presigned"] = min(best.get("presigned", 1e9), seconds)
+    finally:
+        moto.terminate()
+        moto.wait(10)
+    service, direct_rate = mbps(size, best["service"]), mbps(size, best["presigned"])
+    return (f"transfer[s3]: download {size / MiB:.0f} MiB from an S3 store (moto) via GET "
+            f"/adapters/{{id}}/files {service:.0f} MiB/s vs a direct GET of its presigned URL "
+            f"{direct_rate:.0f} MiB/s: {service / direct_rate:.2f}x (best of {repeat}); upload "
+            f"through the API (streamed multipart) {mbps(size, upload_s):.0f} MiB/s; {machine()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256 MiB and 64 MiB (make bench)")
     parser.add_argument("--size-mib", type=int, default=1024, help="the big artifact")
     parser.add_argument("--small-mib", type=int, default=256, help="the small upload (RSS check)")
     parser.add_argument("--repeat", type=int, default=3, help="downloads per server (best kept)")
+    parser.add_argument("--s3-mib", type=int, default=256, help="the artifact on S3 (moto)")
+    parser.add_argument("--store", choices=["local", "s3", "both"], default="both")
     parser.add_argument("--serve-files", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_files:
         serve_files(int(args.serve_files[0]), Path(args.serve_files[1]))
         return
     if args.quick:
-        args.size_mib, args.small_mib, args.repeat = 256, 64, 2
+        args.size_mib, args.small_mib, args.s3_mib, args.repeat = 256, 64, 64, 2
+    if args.store in ("s3", "both"):
+        with tempfile.TemporaryDirectory(prefix="loraplane-bench-transfer-s3-") as tmp:
+            (Path(tmp) / "config.json").write_text('{"model_type": "llama"}\n')
+            print(s3_download(args.s3_mib * MiB, args.repeat, Path(tmp)), flush=True)
+    if args.store == "s3":
+        return
     big_size, small_size = args.size_mib * MiB, args.small_mib * MiB
 
     with tempfile.TemporaryDirectory(prefix="loraplane-bench-transfer-") as tmp:
