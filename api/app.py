@@ -60,8 +60,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         sweeper = asyncio.create_task(_housekeeping_forever(app.state.loraplane))
         # Webhook messages of the outbox, sent by every replica (they share the work).
         state = app.state.loraplane
-        deliveries = asyncio.create_task(
-            webhook_delivery.deliver_forever(lambda: state.session(None), state.settings))
+        deliveries = asyncio.create_task(webhook_delivery.deliver_forever(
+            lambda: state.session(None), state.settings,
+            open_reader=lambda: state.session(None, read=True)))
         yield
         deliveries.cancel()
         sweeper.cancel()

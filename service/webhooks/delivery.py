@@ -184,13 +184,25 @@ async def attempt(client: httpx.AsyncClient, allow: AllowList, due: Due,
     return outcome(None)
 
 
+def any_due(session: Session) -> bool:
+    """Whether a message is due (a read: an idle round takes no write lock)."""
+    D = models.WebhookDelivery
+    return session.scalar(select(D.id).where(D.state == PENDING, D.next_attempt_at <= utcnow())
+                          .limit(1)) is not None
+
+
 async def deliver_due(open_session: Callable[[], Session], settings: Settings,
-                      client: httpx.AsyncClient, allow: AllowList) -> int:
+                      client: httpx.AsyncClient, allow: AllowList, *,
+                      open_reader: Callable[[], Session] | None = None) -> int:
     """One round: claim due messages, attempt each (concurrently), record the outcomes.
-    Returns how many were attempted."""
+    Returns how many were attempted. `open_reader`: sessions that only read (db.engine.reading),
+    for the look that comes first."""
     lease = settings.webhook_timeout_seconds * 2 + LEASE_MARGIN_SECONDS
 
     def claim() -> list[Due]:
+        with (open_reader or open_session)() as session:
+            if not any_due(session):
+                return []
         with open_session() as session:
             dues = claim_due(session, lease_seconds=lease)
             session.commit()
@@ -219,13 +231,15 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
                              trust_env=False)
 
 
-async def deliver_forever(open_session: Callable[[], Session], settings: Settings) -> None:
+async def deliver_forever(open_session: Callable[[], Session], settings: Settings, *,
+                          open_reader: Callable[[], Session] | None = None) -> None:
     """The loop an API process runs from start-up to shutdown (cancel the task to stop)."""
     allow = AllowList.parse(settings.webhook_allowed_hosts)
     async with http_client(settings) as client:
         while True:
             try:
-                attempted = await deliver_due(open_session, settings, client, allow)
+                attempted = await deliver_due(open_session, settings, client, allow,
+                                              open_reader=open_reader)
             except Exception:  # the database may be briefly away; try again next round
                 log.warning("webhook delivery round failed", exc_info=True)
                 attempted = 0
