@@ -24,7 +24,7 @@ ARTIFACTS = Path(os.environ.get("LORAPLANE_TEST_ARTIFACTS")
                  or Path(__file__).resolve().parents[2] / ".test-artifacts") / "ui"
 NAME = "ui-demo"
 # Enough steps that the curve is seen growing, a point every step, a few checkpoints.
-LONG_STEPS = 60
+LONG_STEPS = 40
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +118,20 @@ def test_a_running_job_appears_live_and_its_curves_grow(page, live):
     page.get_by_role("heading", name="Jobs").wait_for()
     page.get_by_text("Live").wait_for()
 
-    job = client.post("/jobs", json=tiny_spec(NAME, max_steps=LONG_STEPS, save_interval=20,
-                                              lr=0.005)).json()
+    spec = tiny_spec(NAME, max_steps=LONG_STEPS, save_interval=15, lr=0.005)
+    spec["actor"]["global_batch_size"] = 4  # one micro-batch a step: a quicker step
+    job = client.post("/jobs", json=spec).json()
     row = page.locator(f'tr[data-job="{job["id"]}"]')
     row.wait_for()  # the `running` filter shows it once it runs, without a reload
     assert row.get_attribute("data-state") == "running"
     screenshot(page, "jobs")
 
-    row.get_by_role("link").first.click()
+    # Live updates change the row in place: a link focused from the keyboard stays focused.
+    link = row.get_by_role("link").first
+    link.focus()
+    time.sleep(1)  # a few updates of the running job
+    assert page.evaluate("document.activeElement.getAttribute('href')") == f"#/jobs/{job['id']}"
+    page.keyboard.press("Enter")
     page.get_by_role("heading", name=NAME).wait_for()  # the experiment's name
     assert job["id"] in page.locator("main").inner_text()
     first = _wait_points(page, "Loss", 3)
@@ -166,7 +172,6 @@ def test_adapter_lineage_alias_move_and_download(page, live, tmp_path: Path):
     assert graph.get_attribute("data-nodes") == "2"
     parent_link = graph.locator(f'a[href="#/adapters/{parent["id"]}"]')
     assert f"{NAME} v{parent['version']}" in parent_link.text_content()
-    screenshot(page, "adapter")
 
     # Move `prod` to this version: the dialog asks first; Cancel changes nothing.
     page.get_by_label("Alias", exact=True).fill("prod")
@@ -180,6 +185,7 @@ def test_adapter_lineage_alias_move_and_download(page, live, tmp_path: Path):
     page.locator(".notice").wait_for()
     assert client.get(f"/aliases/{NAME}/prod").json()["adapter_id"] == child["id"]
     assert page.locator(f'tr[data-version="{child["version"]}"] .chip').inner_text() == "prod"
+    screenshot(page, "adapter")
 
     # A file downloads with the bearer header (fetched as a blob), its sha256 checked.
     config = next(f for f in child["files"] if f["name"] == "adapter_config.json")

@@ -86,20 +86,33 @@ function jobTitle(job) {
   return job.name || job.spec?.runner?.experiment_name || job.id;
 }
 
-function jobRow(job) {
-  const progress = job.progress || {};
-  const total = progress.total || 0;
-  return h("tr", {"data-job": job.id, "data-state": job.state},
-    h("td", {}, h("a", {href: `#/jobs/${job.id}`}, jobTitle(job)),
-      jobTitle(job) !== job.id ? h("div", {class: "muted small"}, job.id) : null),
-    h("td", {}, job.kind),
-    h("td", {}, badge(job.state)),
-    h("td", {}, total ? h("progress", {max: total, value: progress.step,
-                                        "aria-label": `step ${progress.step} of ${total}`}) : null,
-      ` ${progress.step}${total ? ` / ${total}` : ""}`),
-    h("td", {class: "num"}, number(job.metrics?.loss)),
-    h("td", {}, when(job.created_at)),
-    h("td", {}, job.adapter_id ? h("a", {href: `#/adapters/${job.adapter_id}`}, "adapter") : ""));
+function progressCell(job) {
+  const {step = 0, total = 0} = job.progress || {};
+  return [total ? h("progress", {max: total, value: step, "aria-label": `step ${step} of ${total}`}) : "",
+          ` ${step}${total ? ` / ${total}` : ""}`];
+}
+
+/** Fill a jobs-table row; cells are updated in place, so a focused link keeps its focus. */
+function fillJobRow(row, job) {
+  if (!row.cells.length) {
+    for (let i = 0; i < 7; i += 1) row.insertCell();
+    row.cells[4].className = "num";
+    row.cells[0].append(h("a", {href: `#/jobs/${job.id}`}), h("div", {class: "muted small"}));
+  }
+  const [title, kind, state, progress, loss, created, adapter] = row.cells;
+  title.firstChild.textContent = jobTitle(job);
+  title.lastChild.textContent = jobTitle(job) !== job.id ? job.id : "";
+  row.dataset.job = job.id;
+  row.dataset.state = job.state;
+  kind.textContent = job.kind;
+  state.replaceChildren(badge(job.state));
+  progress.replaceChildren(...progressCell(job));
+  loss.textContent = number(job.metrics?.loss);
+  if (!created.firstChild) created.append(when(job.created_at));
+  if (adapter.dataset.id !== (job.adapter_id || "")) {
+    adapter.dataset.id = job.adapter_id || "";
+    adapter.replaceChildren(job.adapter_id ? h("a", {href: `#/adapters/${job.adapter_id}`}, "adapter") : "");
+  }
 }
 
 async function jobsPage(params) {
@@ -110,25 +123,41 @@ async function jobsPage(params) {
       "aria-current": state === filter ? "true" : null,
       class: state ? `filter state-${state}` : "filter"}, state || "all")));
   const live = status("Connecting…");
-  const body = h("div", {});
-  render("Jobs", filters, live, body);
-  const query = `/jobs?limit=100${filter ? `&state=${filter}` : ""}`;
-  const jobs = new Map();
-  const redraw = () => {
-    const sorted = [...jobs.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
-    body.replaceChildren(table(["Job", "Kind", "State", "Progress", "Loss", "Created", ""],
-      sorted.map(jobRow), {caption: "Jobs", empty: filter ? `No ${filter} jobs.` : "No jobs yet."}));
+  const tbody = h("tbody", {});
+  const empty = h("p", {class: "muted"}, filter ? `No ${filter} jobs.` : "No jobs yet.");
+  const tableWrap = h("div", {class: "table-wrap"}, h("table", {},
+    h("caption", {class: "visually-hidden"}, "Jobs"),
+    h("thead", {}, h("tr", {}, ["Job", "Kind", "State", "Progress", "Loss", "Created", "Adapter"]
+      .map((x) => h("th", {scope: "col"}, x)))), tbody));
+  render("Jobs", filters, live, empty, tableWrap);
+  const rows = new Map(); // job id -> its <tr>, newest (largest id) first in the table
+  const upsert = (job) => {
+    let row = rows.get(job.id);
+    if (!row) {
+      row = h("tr", {});
+      rows.set(job.id, row);
+      const next = [...tbody.rows].find((r) => r.dataset.job < job.id); // ids sort by time
+      tbody.insertBefore(row, next || null);
+    }
+    fillJobRow(row, job);
   };
+  const drop = (id) => { rows.get(id)?.remove(); rows.delete(id); };
+  const shown = () => {
+    empty.hidden = rows.size > 0;
+    tableWrap.hidden = rows.size === 0;
+  };
+  shown();
+  const query = `/jobs?limit=100${filter ? `&state=${filter}` : ""}`;
   try {
-    for (const job of (await api(query, {signal: page.signal})).items) jobs.set(job.id, job);
-    redraw();
+    for (const job of (await api(query, {signal: page.signal})).items) upsert(job);
+    shown();
     await follow(query, ({event, data}) => {
-      if (event === "job") jobs.set(data.id, data);
-      else if (event === "gone") jobs.delete(data.id);
-      redraw();
-      live.textContent = `Live · ${jobs.size} shown · updated ${new Date().toLocaleTimeString()}`;
+      if (event === "job") upsert(data);
+      else if (event === "gone") drop(data.id);
+      shown();
+      live.textContent = `Live · ${rows.size} shown · updated ${new Date().toLocaleTimeString()}`;
     }, {signal: page.signal, onStatus: (s) => {
-      live.textContent = s === "live" ? `Live · ${jobs.size} shown` : "Reconnecting…";
+      live.textContent = s === "live" ? `Live · ${rows.size} shown` : "Reconnecting…";
     }});
   } catch (error) {
     if (!page.signal.aborted) showError(error);
@@ -246,6 +275,7 @@ async function jobPage(jobId) {
       if (event.kind === "state") refreshJob();
       if (event.kind === "state" || /checkpoint/i.test(event.data?.line || "")) loadCheckpoints();
     }, {signal: page.signal, onStatus: (s) => {
+      if (s === "ended") { loss.draw(); lr.draw(); } // now, not at the next scheduled redraw
       live.textContent = {live: "Live", ended: "The job ended; all its points are drawn.",
                           reconnecting: "Reconnecting…"}[s];
       if (s === "ended") refreshJob();

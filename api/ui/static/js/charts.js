@@ -41,9 +41,10 @@ export class MetricChart {
   }
 
   schedule() {
+    // Points arriving together are drawn together, at most every 100 ms.
     if (this.pending) return;
     this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+    setTimeout(() => { this.pending = false; this.draw(); }, 100);
   }
 
   width() {
