@@ -91,10 +91,12 @@ class LiveServer:
 class LiveWorker:
     """`loraplane worker` in a subprocess against a live server, with its worker token."""
 
-    def __init__(self, server: LiveServer, data_dir: Path, *, env: dict[str, str] | None = None):
+    def __init__(self, server: LiveServer, data_dir: Path, *, env: dict[str, str] | None = None,
+                 args: list[str] | None = None):
         self.server_url = server.url
         self.data_dir = data_dir
         self.env = env or {}
+        self.args = args or []  # more `loraplane worker` options (e.g. --cpu-ranks 2)
         self.token = server.worker_token
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -105,6 +107,7 @@ class LiveWorker:
                "--log-level", "warning"]
         if self.token:
             cmd += ["--token", self.token]
+        cmd += self.args
         log = (self.data_dir / "worker.log").open("ab")
         self.proc = subprocess.Popen(cmd, env=_env(self.data_dir, self.env), stdout=log,
                                      stderr=subprocess.STDOUT)

@@ -192,6 +192,14 @@ def read_resume_state(
         raise UserError(f"checkpoint {directory} has no model weights", code="invalid_checkpoint")
     expected = {"kind": kind, "num_examples": num_examples, "global_batch_size": global_batch_size}
     found = {key: state.get(key) for key in expected}
+    if found["global_batch_size"] != global_batch_size and {**found, "global_batch_size": 0} == {
+            **expected, "global_batch_size": 0}:
+        raise UserError(
+            f"checkpoint {directory} was trained with actor.global_batch_size "
+            f"{found['global_batch_size']}, this run asks for {global_batch_size}: a checkpoint "
+            "resumes with the same global batch (on any number of devices)",
+            code="invalid_checkpoint",
+        )
     if found != expected:
         raise UserError(
             f"checkpoint {directory} belongs to another run: {found} != {expected}",
