@@ -11,7 +11,9 @@ venv from the same files.
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,9 @@ class Serving:
     configs: dict[str, dict]  # key -> its adapter_config.json
     prompts: list[list[int]]
     reference: dict[str, list[list[int]]]  # key ("base" too) -> peft's greedy tokens
+    root: Path
+    token: str  # the user token vLLM reads loraplane with
+    loraplane_url: str
 
     def answer(self, model: str) -> tuple[list[list[int]], set[str]]:
         """vLLM's greedy tokens for every prompt, and the `model` its responses named."""
@@ -72,11 +77,13 @@ class Serving:
         assert response.status_code == 200, response.text
 
 
-def _random_adapter(model_dir: Path, dest: Path, *, rank: int, seed: int) -> Path:
+def _random_adapter(model_dir: Path, dest: Path, *, rank: int, seed: int,
+                    use_dora: bool = False) -> Path:
     """A PEFT folder of random (non-zero) LoRA weights, to import."""
     torch.manual_seed(seed)
     model = get_peft_model(load_base(model_dir), LoraConfig(
-        r=rank, lora_alpha=rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        r=rank, lora_alpha=rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+        use_dora=use_dora))
     model.save_pretrained(dest)
     return dest
 
@@ -115,8 +122,9 @@ def serving(tmp_path_factory: pytest.TempPathFactory):
             adapters[key] = client.get(f"/adapters/{job['adapter_id']}").json()
             folder = download_adapter(sdk, job["adapter_id"], root / "peft" / key)
             configs[key] = json.loads((folder / "adapter_config.json").read_text())
-        for name, rank, seed in (("broken", 4, 1), ("wide", 32, 2)):
-            folder = _random_adapter(model_dir, root / "imports" / name, rank=rank, seed=seed)
+        for name, rank, seed in (("broken", 4, 1), ("wide", 32, 2), ("dora", 4, 3)):
+            folder = _random_adapter(model_dir, root / "imports" / name, rank=rank, seed=seed,
+                                     use_dora=name == "dora")
             imported, _ = import_adapter(sdk, folder, name=name, base_model=BASE_MODEL)
             adapters[name] = imported.to_dict()
         weights = next(f for f in adapters["broken"]["files"]
@@ -136,7 +144,8 @@ def serving(tmp_path_factory: pytest.TempPathFactory):
                               "LORAPLANE_VLLM_CACHE": str(root / "vllm-cache")})
         vllm.start()
         try:
-            yield Serving(vllm, client, adapters, configs, prompts, reference)
+            yield Serving(vllm, client, adapters, configs, prompts, reference, root, token,
+                          server.url)
         finally:
             vllm.stop()
 
@@ -211,3 +220,32 @@ def test_plugin_cache_is_by_digest(serving: Serving):
     folder = Path(serving.vllm.env["LORAPLANE_VLLM_CACHE"]) / serving.adapters["v1"]["digest"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         f["name"] for f in serving.adapters["v1"]["files"])
+
+
+def test_adapter_vllm_cannot_load_is_refused_with_the_verdict(serving: Serving):
+    verdict = serving.adapters["dora"]["serving"]["vllm"]
+    assert verdict["ok"] is False
+    response = serving.vllm.complete("dora:1", serving.prompts[0], NEW_TOKENS)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "cannot be served by vLLM" in message and "DoRA" in message
+
+
+def test_plugin_never_serves_an_alias_it_cannot_keep_fresh(serving: Serving):
+    """Outside the server: without AliasRefresh an alias is refused (pinned references are
+    not); with it, an unmoved alias stays loaded and one loraplane cannot confirm is dropped."""
+    serving.move("prod", "v1")
+    env = {**os.environ, "LORAPLANE_SERVER": serving.loraplane_url,
+           "LORAPLANE_TOKEN": serving.token}
+    result = subprocess.run(
+        [str(require_vllm_venv()), str(Path(__file__).with_name("plugin_checks.py")),
+         "chat@prod", str(serving.root / "checks-cache")],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    status, message = outcomes["without_middleware"]
+    assert status == 400 and "--middleware loraplane_vllm.AliasRefresh" in message
+    assert outcomes["unmoved_kept"] is True
+    assert outcomes["unreachable_unloaded"] is True
+    status, message = outcomes["unreachable_resolve"]
+    assert status == 503 and "cannot reach loraplane" in message
