@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from loraplane_client import connect
-
 from loraplane_vllm import AdapterRefused, LoraplaneResolver
 
 
