@@ -191,7 +191,8 @@ def check_new_target(allow: AllowList, url: str) -> Target:
         shown = ", ".join(str(a) for a in addresses)
         why = (f"{target.host} resolves to {shown}, which {SETTING} does not allow (a listed "
                "name may point to public addresses; private and loopback ones need their CIDR "
-               "listed)" if named else
+               "listed)" if named else f"{target.host} is not in {SETTING}"
+               if target.literal is not None else
                f"{target.host} ({shown}) is not in {SETTING}")
         raise _refused(url, why)
     return target
