@@ -76,22 +76,24 @@ def _import(client: TestClient, files: dict[str, bytes], name: str) -> dict:
 
 def test_verdicts_of_crafted_adapters_name_their_reasons(client: TestClient, crafted) -> None:
     made = {name: _import(client, files, name) for name, files in crafted.items()}
-    for name, adapter in made.items():  # the stored verdict is what GET shows
+    for adapter in made.values():  # the stored verdict is what GET shows
         assert client.get(f"/adapters/{adapter['id']}").json()["serving"] == adapter["serving"]
     vllm = {name: adapter["serving"]["vllm"] for name, adapter in made.items()}
 
     assert vllm["normal"] == {
         "ok": True, "reasons": [], "max_lora_rank": 8,
-        "notes": ["rank 4 is not one of vLLM's --max-lora-rank values "
+        "notes": [("rank 4 is not one of vLLM's --max-lora-rank values "
                   "[1, 8, 16, 32, 64, 128, 256, 320, 512]: serve it with --max-lora-rank 8 or "
-                  "more (its weights are padded to that rank)"],
+                  "more (its weights are padded to that rank)")],
     }  # fmt: skip
     # vLLM takes any rank up to the server's --max-lora-rank (one of its values) and pads it;
     # 24 needs 32, twice vLLM's default of 16.
     assert vllm["rank24"]["ok"] is True and vllm["rank24"]["max_lora_rank"] == 32
     assert vllm["rank24"]["notes"] == [
-        "rank 24 is not one of vLLM's --max-lora-rank values [1, 8, 16, 32, 64, 128, 256, 320, "
-        "512]: serve it with --max-lora-rank 32 or more (its weights are padded to that rank)",
+        (
+            "rank 24 is not one of vLLM's --max-lora-rank values [1, 8, 16, 32, 64, 128, 256, 320, "
+            "512]: serve it with --max-lora-rank 32 or more (its weights are padded to that rank)"
+        ),
         "needs --max-lora-rank 32 or more (vLLM's default is 16)",
     ]
     assert vllm["dora"]["ok"] is False
@@ -174,14 +176,18 @@ def test_adapters_from_before_verdicts_get_them_when_the_api_starts(
         (16, None),
         (
             24,
-            "actor.model.lora_rank 24 is not one of vLLM's --max-lora-rank values [1, 8, 16, "
-            "32, 64, 128, 256, 320, 512]: vLLM refuses the adapter unless started with "
-            "--max-lora-rank 32 or more, and pads its weights to that rank",
+            (
+                "actor.model.lora_rank 24 is not one of vLLM's --max-lora-rank values [1, 8, 16, "
+                "32, 64, 128, 256, 320, 512]: vLLM refuses the adapter unless started with "
+                "--max-lora-rank 32 or more, and pads its weights to that rank"
+            ),
         ),
         (
             600,
-            "actor.model.lora_rank 600 is above 512, the largest --max-lora-rank vLLM "
-            "accepts: vLLM will refuse the adapter this job trains",
+            (
+                "actor.model.lora_rank 600 is above 512, the largest --max-lora-rank vLLM "
+                "accepts: vLLM will refuse the adapter this job trains"
+            ),
         ),
     ],
 )
@@ -220,8 +226,10 @@ def test_vllm_rules_on_configs_and_tensor_names() -> None:
     ]
     missing = vllm_verdict({"r": 8, "target_modules": ["q_proj"]}, lora)
     assert missing["reasons"] == [
-        "adapter_config.json has no lora_alpha: vLLM requires r, "
-        "lora_alpha, target_modules to be present"
+        (
+            "adapter_config.json has no lora_alpha: vLLM requires r, "
+            "lora_alpha, target_modules to be present"
+        )
     ]
     named = vllm_verdict(base, [n.replace("lora_A.weight", "lora_A.default.weight") for n in lora])
     assert not named["ok"] and "lora_A.default.weight" in named["reasons"][0]
@@ -253,12 +261,103 @@ def test_peft_rules() -> None:
     }  # DoRA is in peft 0.11
     verdict = peft_verdict({"r": 8, "lora_bias": True, "made_up": 1})
     assert verdict["reasons"] == [
-        "lora_bias is true: a feature peft 0.11.1 (RLinf's pin) does not have; it refuses the "
-        "file, a newer peft is needed",
-        "made_up is not a LoraConfig field of peft 0.11.1 to 0.21: older peft refuses the "
-        "file, newer ones ignore the field",
+        (
+            "lora_bias is true: a feature peft 0.11.1 (RLinf's pin) does not have; it refuses the "
+            "file, a newer peft is needed"
+        ),
+        (
+            "made_up is not a LoraConfig field of peft 0.11.1 to 0.21: older peft refuses the "
+            "file, newer ones ignore the field"
+        ),
     ]
 
 
 def test_worker_and_service_agree_on_peft_0_11s_fields() -> None:
     assert worker_adapter_config.PEFT_0_11_LORA_FIELDS == serving.PEFT_0_11_LORA_FIELDS
+
+
+_VLLM_CHECK = """
+import json, sys
+from vllm.config.lora import LoRAConfig
+from vllm.lora.peft_helper import PEFTHelper
+from vllm.lora.utils import is_base_embedding_weights, parse_fine_tuned_lora_name
+
+answers = []
+for config, names, max_lora_rank in json.load(sys.stdin):
+    errors = []
+    try:
+        helper = PEFTHelper.from_dict(config)
+        helper.validate_legal(LoRAConfig(max_lora_rank=max_lora_rank))
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    for name in names:
+        if is_base_embedding_weights(name):
+            continue
+        try:
+            module, _ = parse_fine_tuned_lora_name(name)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    answers.append(errors)
+print(json.dumps(answers))
+"""
+
+
+@pytest.mark.vllm
+def test_verdicts_agree_with_vllms_own_checks(crafted) -> None:
+    """vLLM's PEFTHelper (validate_legal, under the --max-lora-rank the verdict names) and its
+    weight-name parser, run in .venv-vllm, refuse exactly the adapters the verdict refuses."""
+    import struct
+    import subprocess
+
+    from tests.serving.vllm_server import require_vllm_venv
+
+    python = require_vllm_venv()
+    lora = [
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+    ]
+    base = {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]}
+    cases = []
+    for files in crafted.values():
+        raw = files["adapter_model.safetensors"]
+        header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
+        cases.append(
+            (json.loads(files["adapter_config.json"]), sorted(set(header) - {"__metadata__"}))
+        )
+    cases += [
+        ({**base, **extra}, names)
+        for extra, names in [
+            ({}, lora),
+            ({"r": 24}, lora),
+            ({"rank_pattern": {"q_proj": 64}}, lora),
+            ({"use_rslora": True}, lora),
+            ({"lora_bias": True}, lora),
+            ({"alora_invocation_tokens": [5]}, lora),
+            ({"layer_replication": [[0, 1]]}, lora),
+            ({"use_qalora": True}, lora),
+            ({"init_lora_weights": "pissa"}, lora),
+            ({"init_lora_weights": "gaussian"}, lora),
+            ({"bias": "all"}, lora),
+            ({"modules_to_save": ["embed_tokens"]}, lora),
+            ({}, [n.replace(".weight", ".default.weight") for n in lora]),
+        ]
+    ]
+    cases.append(({"r": 8, "target_modules": ["q_proj"]}, lora))  # no lora_alpha
+    verdicts = [vllm_verdict(config, names) for config, names in cases]
+    payload = [
+        (config, names, verdict["max_lora_rank"] or 512)
+        for (config, names), verdict in zip(cases, verdicts, strict=True)
+    ]
+    child = subprocess.run(
+        [str(python), "-c", _VLLM_CHECK],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    answers = json.loads(child.stdout.splitlines()[-1])
+    for (config, _), verdict, errors in zip(cases, verdicts, answers, strict=True):
+        assert verdict["ok"] == (not errors), (config, verdict["reasons"], errors)
+    assert sum(not v["ok"] for v in verdicts) >= 12  # the refusals are exercised, not just oks

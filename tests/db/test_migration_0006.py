@@ -23,19 +23,31 @@ def test_0006_adds_verdicts_that_existing_adapters_lack(empty_engine: Engine):
         config.attributes["connection"] = connection
         command.upgrade(config, "0005")
     columns = ("id", "name", "version", "kind", "base_model", "rank", "created_at", "project")
-    adapters = sa.table("adapters", *(sa.column(c) for c in columns),
-                        sa.column("target_modules", sa.JSON()))
+    adapters = sa.table(
+        "adapters", *(sa.column(c) for c in columns), sa.column("target_modules", sa.JSON())
+    )
     now = datetime.now(UTC).replace(tzinfo=None)
     with empty_engine.begin() as connection:
-        connection.execute(adapters.insert().values(
-            id=ADAPTER, name="bot", version=1, kind="lora", base_model="m", rank=4,
-            created_at=now, project="default", target_modules=["q_proj"]))
+        connection.execute(
+            adapters.insert().values(
+                id=ADAPTER,
+                name="bot",
+                version=1,
+                kind="lora",
+                base_model="m",
+                rank=4,
+                created_at=now,
+                project="default",
+                target_modules=["q_proj"],
+            )
+        )
 
     upgrade(empty_engine)
 
     with empty_engine.connect() as connection:
-        row = connection.execute(text(
-            "SELECT id, serving, vllm_servable, peft_servable FROM adapters")).one()
+        row = connection.execute(
+            text("SELECT id, serving, vllm_servable, peft_servable FROM adapters")
+        ).one()
         indexes = {i["name"] for i in sa.inspect(connection).get_indexes("adapters")}
     assert tuple(row) == (ADAPTER, None, None, None)
     assert {"ix_adapters_vllm_servable", "ix_adapters_peft_servable"} <= indexes
