@@ -242,6 +242,11 @@ def run_distributed(spec: Any, inputs: TrainingInputs, hooks: TrainingHooks, pla
                     break
             if any(code not in (None, 0) for code in codes) or errors:
                 break
+        if errors:  # a rank that saw a peer vanish reports first: let the peer's exit show
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and not any(
+                    p.exitcode not in (None, 0) and p.exitcode < 0 for p in procs):
+                time.sleep(0.05)
         ended = [p.exitcode for p in procs]  # before the supervisor kills the rest
         _kill(procs)
         while True:  # what the ranks sent before they ended
@@ -289,6 +294,11 @@ def _outcome(ended: list[int | None], result: TrainingResult | None,
     if users:
         rank, _, code, message = users[0]
         raise UserError(message, code=code)
+    killed = [(rank, code) for rank, code in enumerate(ended) if code is not None and code < 0]
+    if killed:  # the cause; the other ranks' errors (a peer gone) are its consequence
+        what = ", ".join(f"rank {rank} killed by {signal.Signals(-code).name}"
+                         for rank, code in killed)
+        raise RankFailed(f"the job's processes failed: {what}; the other ranks were stopped")
     if errors:
         rank, _, code, message = errors[0]
         raise RankFailed(f"rank {rank} failed ({code}): {message}")

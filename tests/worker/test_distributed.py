@@ -61,14 +61,15 @@ class Hooks:
 
 
 def _spec(*, lora: bool = True, strategy: str = "full_shard", global_batch: int = 8,
-          save_interval: int = 2):
+          save_interval: int = 2, validate: bool = False):
     return worker_spec({
         "actor": {"micro_batch_size": 2, "global_batch_size": global_batch, "seed": 3,
                   "model": {"model_path": "demo-tiny-llama", "is_lora": lora, "lora_rank": 4},
                   "optim": {"lr": 1e-2 if lora else 2e-3},
                   "fsdp_config": {"sharding_strategy": strategy}},
         "data": {"max_length": 64},
-        "runner": {"max_steps": STEPS, "save_interval": save_interval},
+        "runner": {"max_steps": STEPS, "save_interval": save_interval,
+                   "val_check_interval": 2 if validate else -1},
         "cluster": {"component_placement": {"actor": "0-1"}},
     })
 
@@ -87,8 +88,9 @@ def one_thread():
 
 
 def _inputs(base: Path, work: Path, resume: Path | None = None) -> TrainingInputs:
+    # validation runs only where the spec sets val_check_interval
     return TrainingInputs(base_model_dir=base, train_files=[demo_dataset_path()],
-                          resume_dir=resume, work_dir=work)
+                          val_files=[demo_dataset_path()], resume_dir=resume, work_dir=work)
 
 
 def _one_rank(spec, base: Path, tmp: Path, name: str, resume: Path | None = None, **kw):
@@ -192,10 +194,15 @@ def test_full_fine_tuning_with_full_shard_writes_one_ordinary_hf_folder(base_dir
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    spec = _spec(lora=False, save_interval=-1)
+    spec = _spec(lora=False, save_interval=-1, validate=True)
     one, one_hooks = _one_rank(spec, base_dir, tmp_path, "one")
     two, two_hooks = _two_ranks(spec, base_dir, tmp_path, "two")
     _same_curve(one_hooks.losses, two_hooks.losses)
+    # validation: each rank a share of the batches, the loss summed over the ranks
+    val = [(m["val_loss"], n["val_loss"]) for (_, m), (_, n) in
+           zip(one_hooks.steps, two_hooks.steps, strict=True) if "val_loss" in m]
+    assert len(val) == 2 and all(math.isclose(a, b, rel_tol=1e-5) for a, b in val), val
+    assert any("2 devices x 2 x 2" in line for line in two_hooks.logs)
     names = sorted(p.name for p in two.output_dir.iterdir())
     assert "model.safetensors" in names and "config.json" in names
     assert not [n for n in names if "-of-" in n or n.endswith(".index.json") or "shard" in n]
@@ -215,6 +222,16 @@ def test_a_cancel_stops_both_ranks_after_the_same_step(base_dir: Path, tmp_path:
     assert result.stopped == "cancel" and result.step in (2, 3)
     assert [s for s, _ in hooks.steps] == list(range(1, result.step + 1))
     assert any(f"cancelled after step {result.step}" in line for line in hooks.logs)
+    _rank_processes_gone(pids)
+
+
+def test_a_hand_back_checkpoints_on_every_rank_and_stops(base_dir: Path, tmp_path: Path):
+    pids: list[int] = []
+    result, hooks = _two_ranks(_spec(save_interval=-1), base_dir, tmp_path, "handback",
+                               pids=pids, stop_at={1: "handback"})
+    assert result.stopped == "handback" and result.step in (1, 2)
+    assert list(hooks.kept) == [result.step]  # the hand-back checkpoint, uploaded
+    assert (hooks.kept[result.step] / "optimizer.safetensors").is_file()
     _rank_processes_gone(pids)
 
 

@@ -428,10 +428,19 @@ class TrainingSession:
         step = self._restore(resume_state) if resume_state else 0
         self._note(
             f"training {self.total_steps - step} steps ({len(self.train_examples)} samples, "
-            f"batch {self.global_batch} = {self.global_batch // actor.micro_batch_size} x "
-            f"{actor.micro_batch_size})"
+            f"batch {self.global_batch} = {self._batch_split()})"
         )
         return step
+
+    def _batch_split(self) -> str:
+        """How a global batch is computed: `4 x 2` (micro-batches x size), or with several
+        devices `2 devices x 2 x 2` (at most; gradient accumulation fills the rest)."""
+        micro = self.spec.actor.micro_batch_size
+        if self.dist is None:
+            return f"{self.global_batch // micro} x {micro}"
+        world = self.dist.world_size
+        per_rank = ddp.micro_batch_count(-(-self.global_batch // world), micro)
+        return f"{world} devices x {per_rank} x {micro}"
 
     def _shard(self) -> None:
         """Wrap the model for several devices (FSDP2 or DDP, per the sharding strategy)."""
