@@ -184,6 +184,10 @@ def test_alias_follows_moves_without_restart(serving: Serving):
     serving.move("prod", "v2")
     tokens, names = serving.answer("chat@prod")  # the very next request: no stale version
     assert tokens == serving.reference["v2"] and names == {"chat@prod=chat:2"}
+    chat = httpx.post(f"{serving.vllm.url}/v1/chat/completions", timeout=120, json={
+        "model": "chat@prod", "messages": [{"role": "user", "content": "reverse: cat"}],
+        "max_tokens": 4, "temperature": 0})
+    assert chat.status_code == 200 and chat.json()["model"] == "chat@prod=chat:2", chat.text
     serving.move("prod", "v1")  # and back again: a fresh load of v1, not the old one's slot
     tokens, names = serving.answer("chat@prod")
     assert tokens == serving.reference["v1"] and names == {"chat@prod=chat:1#2"}
