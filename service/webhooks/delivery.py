@@ -113,7 +113,8 @@ def record_outcome(session: Session, due: Due, outcome: Outcome, settings: Setti
     claim still holds; False if it does not (the message was deleted or claimed anew)."""
     D = models.WebhookDelivery
     retry_from = session.scalar(
-        select(D.retry_from).where(D.id == due.id, D.attempts == due.attempt, D.state == PENDING))
+        select(D.retry_from).where(D.id == due.id, D.attempts == due.attempt, D.state == PENDING)
+        .with_for_update())  # a redelivery asked for meanwhile waits for this write
     if retry_from is None:
         return False
     session.add(models.WebhookAttempt(
@@ -164,8 +165,11 @@ async def attempt(client: httpx.AsyncClient, allow: AllowList, due: Due,
         headers.update({"host": target.host_header, "user-agent": USER_AGENT})
         extensions = ({"sni_hostname": target.host}
                       if target.scheme == "https" and target.literal is None else {})
-        async with client.stream("POST", target.url_for(address), content=due.body.encode(),
-                                 headers=headers, extensions=extensions) as response:
+        # httpx's timeout bounds each read; this bounds the whole answer (a receiver that
+        # drips a byte at a time must not hold the claim past its lease).
+        async with asyncio.timeout(timeout), client.stream(
+                "POST", target.url_for(address), content=due.body.encode(), headers=headers,
+                extensions=extensions) as response:
             status = response.status_code
             kept = b""
             async for chunk in response.aiter_bytes():
@@ -175,7 +179,7 @@ async def attempt(client: httpx.AsyncClient, allow: AllowList, due: Due,
             excerpt = kept[:EXCERPT_BYTES].decode("utf-8", "replace") or None
     except ServiceError as exc:
         return outcome(exc.message)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         return outcome(f"timed out after {timeout:g} s")
     except httpx.HTTPError as exc:
         return outcome(f"{type(exc).__name__}: {exc}"[:500])

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -374,3 +375,38 @@ def test_a_message_is_given_up_after_its_max_age_and_can_be_sent_again(
         session.commit()
         [third] = claim_due(session, lease_seconds=0)
         assert third.attempt == 3
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off():
+    """httpx's timeout bounds each read; a receiver sending a byte every 0.2 s never trips it,
+    but the attempt as a whole is bounded (the claim's lease must outlast it)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.wait(0.2):
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+
+    threading.Thread(target=drip, daemon=True).start()
+    due = Due(id="msg_x", webhook_id="wh_x", url=f"http://127.0.0.1:{server.getsockname()[1]}/",
+              secret=new_secret(), body="{}", attempt=1)
+
+    async def send():
+        async with http_client(Settings(webhook_timeout_seconds=5)) as client:
+            return await attempt(client, AllowList.parse(["127.0.0.1/32"]), due, 1.0)
+
+    try:
+        started = time.monotonic()
+        outcome = asyncio.run(send())
+        assert time.monotonic() - started < 4
+        assert not outcome.delivered and "timed out" in outcome.error
+    finally:
+        stop.set()
+        server.close()
