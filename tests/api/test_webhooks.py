@@ -410,3 +410,18 @@ def test_a_receiver_that_drips_its_answer_is_cut_off():
     finally:
         stop.set()
         server.close()
+
+
+def test_a_claim_whose_process_died_is_taken_again_after_its_lease(
+        outbox: sessionmaker[Session]):
+    """A replica that claimed a message and died mid-attempt records nothing; once the lease
+    ends another claims the same message (same id: the same webhook-id) as attempt 2."""
+    with outbox() as session:
+        enqueue(session, project="default", event=WebhookEvent.job_failed, data=dict)
+        session.commit()
+        [lost] = claim_due(session, lease_seconds=0.3)
+        session.commit()
+        assert claim_due(session, lease_seconds=0.3) == []  # leased: no one else takes it
+        session.commit()
+        [again] = wait_until(lambda: claim_due(session, lease_seconds=60), what="the lease end")
+        assert (again.id, again.attempt) == (lost.id, 2)
