@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CursorQuery, LimitQuery, PrincipalDep, SessionDep, StateDep, require
@@ -17,7 +18,7 @@ from service.errors import Conflict, InvalidRequest
 from service.paging import decode_cursor, encode_cursor
 from service.registry import serving
 from service.schemas import MAX_BIGINT, TERMINAL_STATES, Job, JobEvent, JobState, Page, Role
-from service.spec import JSON_TYPES, YAML_TYPES, parse_body
+from service.spec import JSON_TYPES, YAML_TYPES, JobSpec, parse_body
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[require(Role.admin, Role.user)],
                    responses=AUTH_ERRORS)
@@ -61,13 +62,12 @@ async def submit_job(
         from service import lora_path as lora_path_service
 
         parsed = parse_body(body, content_type, settings.max_spec_bytes)
-        warned = {"warnings": serving.submit_warnings(parsed.spec)}  # said, never stored
         for _ in range(2):
             with state.session(principal.project) as session:
                 if idempotency_key:
                     existing = job_service.find_by_idempotency_key(session, idempotency_key, digest)
                     if existing is not None:
-                        return existing.model_copy(update=warned), True
+                        return _warned(session, parsed.spec, existing), True
                 try:
                     # Registry and dataset references are checked in the submitting
                     # transaction (the adapter stays share-locked until commit).
@@ -83,8 +83,9 @@ async def submit_job(
                     if exc.code != "idempotency_race":
                         raise
                     continue
+                warned = _warned(session, parsed.spec, job)
                 session.commit()
-                return job.model_copy(update=warned), False
+                return warned, False
         raise Conflict("could not settle concurrent requests with one Idempotency-Key")
 
     job, replayed = await run_in_threadpool(submit)
@@ -94,6 +95,14 @@ async def submit_job(
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return job
+
+
+def _warned(session: Session, spec: JobSpec, job: Job) -> Job:
+    """The job with what about its adapter an engine would refuse (said, never stored)."""
+    warnings = serving.submit_warnings(spec)
+    if job.parent_adapter_id:
+        warnings += serving.continued_adapter_warnings(session, job.parent_adapter_id)
+    return job.model_copy(update={"warnings": warnings})
 
 
 @router.get("", response_model=Page[Job], operation_id="list_jobs", summary="List jobs",

@@ -271,3 +271,17 @@ def submit_warnings(spec: JobSpec) -> list[str]:
         )
         return [why]
     return []
+
+
+def continued_adapter_warnings(session: Session, adapter_id: str) -> list[str]:
+    """A job continuing a registered adapter keeps its config: what vLLM refuses in it."""
+    row = session.get(models.Adapter, adapter_id)
+    if row is None or row.vllm_servable is not False:
+        return []
+    reasons = "; ".join((row.serving or {}).get("vllm", {}).get("reasons", []))
+    return [
+        (
+            f"actor.model.lora_path continues adapter {row.id} ({row.name}:{row.version}), which "
+            f"vLLM refuses, and the new version keeps its config: {reasons}"
+        )
+    ]

@@ -85,8 +85,8 @@ class Job(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="Only in the answer to POST /jobs: what in the spec makes an adapter an "
-        "engine refuses (e.g. a lora_rank vLLM serves only with a larger --max-lora-rank); the "
-        "job is queued all the same.",
+        "engine refuses (a lora_rank vLLM serves only with a larger --max-lora-rank, or "
+        "continuing an adapter vLLM refuses); the job is queued all the same.",
     )
 
 

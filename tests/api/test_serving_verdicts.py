@@ -361,3 +361,19 @@ def test_verdicts_agree_with_vllms_own_checks(crafted) -> None:
     for (config, _), verdict, errors in zip(cases, verdicts, answers, strict=True):
         assert verdict["ok"] == (not errors), (config, verdict["reasons"], errors)
     assert sum(not v["ok"] for v in verdicts) >= 12  # the refusals are exercised, not just oks
+
+
+def test_submit_warns_when_continuing_an_adapter_vllm_refuses(client: TestClient, crafted) -> None:
+    dora = _import(client, crafted["dora"], "dora")
+    normal = _import(client, crafted["normal"], "normal")
+    warned = client.post("/jobs", json=model_spec(lora_path="dora:1", lora_rank=None))
+    assert warned.status_code == 201, warned.text
+    assert warned.json()["warnings"] == [
+        (
+            f"actor.model.lora_path continues adapter {dora['id']} (dora:1), which vLLM refuses, "
+            f"and the new version keeps its config: {'; '.join(dora['serving']['vllm']['reasons'])}"
+        )
+    ]
+    fine = client.post("/jobs", json=model_spec(lora_path=normal["id"], lora_rank=None))
+    assert fine.status_code == 201, fine.text
+    assert fine.json()["warnings"] == []

@@ -50,7 +50,8 @@ class Job:
                 device of the worker that claims it. Default: 1.
             kind (JobKind | Unset): What a job does; every kind moves through the same states (TRANSITIONS).
             warnings (list[str] | Unset): Only in the answer to POST /jobs: what in the spec makes an adapter an engine
-                refuses (e.g. a lora_rank vLLM serves only with a larger --max-lora-rank); the job is queued all the same.
+                refuses (a lora_rank vLLM serves only with a larger --max-lora-rank, or continuing an adapter vLLM refuses); the
+                job is queued all the same.
     """
 
     adapter_id: None | str
