@@ -127,6 +127,9 @@ def serving(tmp_path_factory: pytest.TempPathFactory):
                                      use_dora=name == "dora")
             imported, _ = import_adapter(sdk, folder, name=name, base_model=BASE_MODEL)
             adapters[name] = imported.to_dict()
+        imported, _ = import_adapter(sdk, root / "imports" / "wide", name="foreign",
+                                     base_model="another-base")  # same files, other base
+        adapters["foreign"] = imported.to_dict()
         weights = next(f for f in adapters["broken"]["files"]
                        if f["name"] == "adapter_model.safetensors")
         _corrupt_blob(root / "api" / "artifacts", weights["sha256"])
@@ -141,7 +144,8 @@ def serving(tmp_path_factory: pytest.TempPathFactory):
         vllm = VllmServer(model_dir, root / "vllm.log", served_name=BASE_MODEL,
                           max_lora_rank=MAX_LORA_RANK, env={
                               "LORAPLANE_SERVER": server.url, "LORAPLANE_TOKEN": token,
-                              "LORAPLANE_VLLM_CACHE": str(root / "vllm-cache")})
+                              "LORAPLANE_VLLM_CACHE": str(root / "vllm-cache"),
+                              "LORAPLANE_VLLM_BASE_MODEL": BASE_MODEL})
         vllm.start()
         try:
             yield Serving(vllm, client, adapters, configs, prompts, reference, root, token,
@@ -253,3 +257,10 @@ def test_plugin_never_serves_an_alias_it_cannot_keep_fresh(serving: Serving):
     assert outcomes["unreachable_unloaded"] is True
     status, message = outcomes["unreachable_resolve"]
     assert status == 503 and "cannot reach loraplane" in message
+
+
+def test_adapter_of_another_base_model_is_refused(serving: Serving):
+    response = serving.vllm.complete("foreign:1", serving.prompts[0], NEW_TOKENS)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "trained on another-base" in message and BASE_MODEL in message

@@ -33,6 +33,7 @@ from vllm.lora.resolver import LoRAResolver
 log = logging.getLogger("vllm.loraplane")  # under vLLM's logger, so its handler prints it
 
 CACHE_ENV = "LORAPLANE_VLLM_CACHE"
+BASE_MODEL_ENV = "LORAPLANE_VLLM_BASE_MODEL"
 DEFAULT_CACHE = "~/.cache/loraplane-vllm"
 ALIAS_TIMEOUT_SECONDS = 5.0
 _FOLDER_KEY = re.compile(r"[0-9a-f]{64}|ad_[0-9a-z]{26}")
@@ -79,8 +80,12 @@ def cache_dir_from_environment() -> Path:
 class LoraplaneResolver(LoRAResolver):
     """Resolves loraplane references into PEFT folders kept by digest in `cache_dir`."""
 
-    def __init__(self, client: Any | None = None, cache_dir: Path | None = None):
+    def __init__(self, client: Any | None = None, cache_dir: Path | None = None,
+                 base_model: str | None = None):
         self._client = client
+        # The base model adapters must have been trained on (their registry `base_model`):
+        # LORAPLANE_VLLM_BASE_MODEL; unset, any adapter vLLM can load is served.
+        self.base_model = base_model or os.environ.get(BASE_MODEL_ENV) or None
         self._alias_client: Any | None = None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_dir_from_environment()
         self.alias_refresh_installed = False  # set by AliasRefresh when vLLM builds its app
@@ -179,6 +184,10 @@ class LoraplaneResolver(LoRAResolver):
             raise AdapterRefused(HTTPStatus.UNPROCESSABLE_ENTITY, (
                 f"{label} is a {adapter.kind} fine-tuned model, not a LoRA adapter: "
                 "serve it as a base model instead"))
+        if self.base_model is not None and adapter.base_model != self.base_model:
+            raise AdapterRefused(HTTPStatus.UNPROCESSABLE_ENTITY, (
+                f"{label} was trained on {adapter.base_model}; this server serves "
+                f"{self.base_model} ({BASE_MODEL_ENV})"))
         verdict = (adapter.to_dict().get("serving") or {}).get("vllm")
         if isinstance(verdict, dict) and verdict.get("ok") is False:
             reasons = "; ".join(str(r) for r in verdict.get("reasons") or []) or "no reason given"
