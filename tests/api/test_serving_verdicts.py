@@ -141,6 +141,9 @@ def test_servable_filters_the_list(client: TestClient, crafted) -> None:
         return {a["id"] for a in response.json()["items"]}
 
     assert listed() == set(ids.values())
+    for item in client.get("/adapters", params={"name": "dora"}).json()["items"]:  # listings too
+        assert item["serving"] == client.get(f"/adapters/{item['id']}").json()["serving"]
+        assert item["serving"]["vllm"]["ok"] is False
     assert listed(servable="vllm") == {ids["normal"], ids["rank24"], ids["portable"]}
     assert listed(servable="peft") == {ids["portable"]}
     assert listed(servable="vllm", name="rank24") == {ids["rank24"]}
