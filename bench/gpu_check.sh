@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for the trainer: the gpu-marked tests, LoRA vs full fine-tuning of a ~0.5B Llama,
-# then bench/real_models.py (bf16 base memory, gradient checkpointing, padding) on the device.
+# then bench/real_models.py (bf16 base memory, gradient checkpointing, padding) on the device,
+# and on a machine with 2+ GPUs bench/distributed.py --device cuda (2 GPUs and all GPUs).
 # Needs one CUDA device and a Python with CUDA torch + the project's dependencies
 # (PYTHON=/path/to/python to pick one; default: python3 on PATH). Results go to $OUT if set.
 # Wheels in .whl/ (bench/gpu_wheels.sh fetches them) are installed first, for machines that
@@ -40,6 +41,17 @@ timeout 420 "$PYTHON" bench/gpu_train.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_
 # Precision, gradient checkpointing and batching figures on the device (bench/real_models.py).
 timeout 420 "$PYTHON" bench/real_models.py --device cuda --out "$OUT" 2>&1 \
     | tee "$OUT/real_models.txt" || status=1
+
+# Several GPUs: bench/distributed.py's 2-GPU and all-GPU cases (NCCL; step time, scaling
+# efficiency, memory per GPU under full_shard and no_shard). One GPU: said, and skipped.
+gpus=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
+if [ "$gpus" -ge 2 ]; then
+    timeout 600 "$PYTHON" bench/distributed.py --device cuda --out "$OUT" 2>&1 \
+        | tee "$OUT/distributed.txt" || status=1
+else
+    echo "$gpus GPU: the multi-GPU cases of bench/distributed.py need 2 or more; skipped" \
+        | tee "$OUT/distributed.txt"
+fi
 
 echo "gpu check finished with status $status; results in $OUT"
 exit $status

@@ -17,7 +17,8 @@ fi
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 
 status=0
-for script in dispatch claim_throughput api_read transfer lora_vs_full train_overhead real_models; do
+for script in dispatch claim_throughput api_read transfer lora_vs_full train_overhead real_models \
+        distributed; do
     started=$(date +%s)
     if ! "$PYTHON" "bench/$script.py" --quick; then
         echo "bench/$script.py: FAILED" >&2

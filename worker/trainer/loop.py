@@ -191,8 +191,9 @@ class TrainingSession:
             grad_norm = ddp.plain(grad_norm)
             # The loss of the global batch; the total norm is whole already (DDP's gradients
             # are reduced, FSDP's norm is gathered from the shards).
-            total = torch.tensor(ddp.sum_over_ranks([float(total) / dist.world_size], dist)[0])
-            padding = ddp.sum_over_ranks([padding], dist)[0] / dist.world_size
+            loss_sum, padding_sum = ddp.sum_over_ranks(
+                [float(total) / dist.world_size, padding], dist)  # one collective for both
+            total, padding = torch.tensor(loss_sum), padding_sum / dist.world_size
         lr = self.optimizer.param_groups[0]["lr"]
         if self.scaler:
             self.scaler.step(self.optimizer)
@@ -216,6 +217,9 @@ class TrainingSession:
             "tokens_per_s": input_tokens / elapsed,
             "tokens": float(input_tokens),
             "padding_share": padding,
+            # on a GPU, the peak memory of this process's device so far (rank 0's, sharded)
+            **({"max_memory_mib": torch.cuda.max_memory_allocated(self.device) / 2**20}
+               if self.device.type == "cuda" else {}),
         }
 
     def _sync(self, last: bool):

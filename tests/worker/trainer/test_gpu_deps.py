@@ -16,6 +16,7 @@ from tests import REPO
 
 ROOT = REPO
 ENTRY_POINTS = [ROOT / "bench" / "gpu_train.py", ROOT / "bench" / "real_models.py",
+                ROOT / "bench" / "distributed.py",
                 *sorted((ROOT / "tests" / "worker" / "trainer").glob("*.py"))]
 PROJECT_PACKAGES = {"service", "db", "api", "cli", "tests", "bench", "worker", "loraplane_client"}
 # Where each project package lives (the SDK is a distribution of its own, clients/python).
