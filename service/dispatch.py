@@ -7,7 +7,6 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from db import models
 from service import queue
 from service.artifacts import ArtifactStore
 from service.errors import ServiceError
@@ -22,7 +21,6 @@ from service.schemas import (
     Claim,
     Job,
     JobState,
-    Lease,
     json_safe,
 )
 from service.settings import Settings
@@ -35,23 +33,19 @@ def claim(session: Session, settings: Settings, *, worker_id: str,
     """Claim the next job that fits the worker's `devices` and gather its inputs. A job whose
     `lora_path` no longer resolves fails at once (a user error) and the next one is claimed."""
     while True:
-        lease = queue.claim_next_job(session, worker_id=worker_id,
-                                     lease_seconds=settings.lease_seconds, devices=devices)
-        if lease is None:
+        claimed = queue.claim_next(session, worker_id=worker_id,
+                                   lease_seconds=settings.lease_seconds, devices=devices)
+        if claimed is None:
             return None
+        row, lease = claimed
         try:
-            return _with_inputs(session, lease)
+            # The fields as they are (dict(model)), not dumped and validated again.
+            return Claim(**dict(lease), **dict(job_inputs(session, row)))
         except ServiceError as exc:
             row = queue.fenced_row(session, lease.job.id, lease.lease_id)
             row.error = {"code": exc.code, "message": exc.message, "retryable": False}
             record_state(session, row, JobState.failed, code=exc.code, reason=exc.message[:500])
             session.flush()
-
-
-def _with_inputs(session: Session, lease: Lease) -> Claim:
-    row = session.get(models.Job, lease.job.id)
-    assert row is not None  # claimed in this transaction
-    return Claim(**lease.model_dump(), **job_inputs(session, row).model_dump())
 
 
 def input_blob(session: Session, job_id: str, lease_id: str, sha256: str) -> int:

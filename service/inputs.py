@@ -72,7 +72,7 @@ def lora_source(session: Session, job: models.Job) -> LoraSource | None:
 
 def job_inputs(session: Session, job: models.Job) -> JobInputs:
     """The resume checkpoint, the adapter to continue from, and the uploaded datasets."""
-    latest = latest_checkpoint(session, job.id)
+    latest = latest_checkpoint(session, job.id, job=job)
     checkpoint = None
     if latest is not None:
         checkpoint = ResumePoint(

@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db import models
@@ -41,6 +41,15 @@ def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float,
                    devices: int = 1) -> Lease | None:
     """Claim the highest-priority, oldest queued job that fits `devices` (those the worker
     offers) for `worker_id`, or None."""
+    claimed = claim_next(session, worker_id=worker_id, lease_seconds=lease_seconds,
+                         devices=devices)
+    return None if claimed is None else claimed[1]
+
+
+def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
+               devices: int = 1) -> tuple[models.Job, Lease] | None:
+    """`claim_next_job`, with the claimed row (the session's identity map holds it only as
+    long as someone does: the claim's inputs are read from it without a second SELECT)."""
     now = utcnow()
     pick = (
         select(models.Job.id)
@@ -53,7 +62,9 @@ def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float,
         pick = pick.with_for_update(skip_locked=True)
     lease_id = new_id("ls")
     expires = now + timedelta(seconds=lease_seconds)
-    claimed = session.execute(
+    # The whole row comes back from the UPDATE (RETURNING): no read after it, and nothing
+    # left to write but the event.
+    row = session.scalars(
         update(models.Job)
         .where(models.Job.id == pick.scalar_subquery(), models.Job.state == JobState.queued.value)
         .values(
@@ -63,27 +74,24 @@ def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float,
             lease_id=lease_id,
             lease_expires_at=expires,
             updated_at=now,
+            started_at=func.coalesce(models.Job.started_at, now),
         )
-        .returning(models.Job.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if claimed is None:
+        .returning(models.Job),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).one_or_none()
+    if row is None:
         return None
-    row = session.get(models.Job, claimed, populate_existing=True)
-    assert row is not None
-    if row.started_at is None:
-        row.started_at = now
     add_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
                                           "worker_id": worker_id, "attempt": row.attempt})
     session.flush()
-    return Lease(job=to_job(row), lease_id=lease_id, lease_expires_at=expires,
-                 lease_seconds=lease_seconds, heartbeat_seconds=max(lease_seconds / 3, 0.05))
+    return row, Lease(job=to_job(row), lease_id=lease_id, lease_expires_at=expires,
+                      lease_seconds=lease_seconds, heartbeat_seconds=max(lease_seconds / 3, 0.05))
 
 
 def fenced_row(session: Session, job_id: str, lease_id: str) -> models.Job:
     """The job row, locked, if `lease_id` is its current, unexpired lease; else LeaseLost."""
     now = utcnow()
-    touched = session.execute(
+    row = session.scalars(  # the fence (a row lock) and the row's read in one statement
         update(models.Job)
         .where(
             models.Job.id == job_id,
@@ -92,12 +100,11 @@ def fenced_row(session: Session, job_id: str, lease_id: str) -> models.Job:
             models.Job.lease_expires_at >= now,
         )
         .values(updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if touched != 1:
+        .returning(models.Job),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).one_or_none()
+    if row is None:
         raise LeaseLost(f"lease {lease_id} no longer holds job {job_id}; abandon it")
-    row = session.get(models.Job, job_id, populate_existing=True)
-    assert row is not None
     return row
 
 

@@ -7,12 +7,14 @@ fenced by it: a stale lease gets 409 `lease_lost` and changes nothing.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import BaseUrlDep, StateDep, WorkerSessionDep, require
+from api.deps import AppState, BaseUrlDep, StateDep, WorkerSessionDep, require
 from api.downloads import blob_response, blob_route
 from api.errors import AUTH_ERRORS, problems
 from service import dispatch, queue, tasks
@@ -37,6 +39,7 @@ router = APIRouter(prefix="/worker", tags=["worker"],
                    dependencies=[require(Role.worker, Role.admin)],
                    responses=AUTH_ERRORS)
 
+T = TypeVar("T")
 LeaseHeader = Annotated[str, Header(alias="X-Loraplane-Lease", min_length=1, max_length=40)]
 ERRORS = problems({
     404: "No such job",
@@ -74,29 +77,41 @@ async def claim(body: ClaimRequest, request: Request, state: StateDep) -> Claim 
         await state.new_work.wait(min(remaining, settings.queue_poll_seconds))
 
 
+async def in_transaction(state: AppState, write: Callable[[Session], T]) -> T:
+    """`write` in a session of its own, committed, in one trip to the threadpool: the worker
+    protocol's frequent calls (heartbeat, report, fail) open, write, commit and close there,
+    and their answer is checked on the event loop (a sync endpoint would take two more trips)."""
+
+    def run() -> T:
+        with state.session(None) as session:
+            result = write(session)
+            session.commit()
+            return result
+
+    return await run_in_threadpool(run)
+
+
 @router.post("/jobs/{job_id}/heartbeat", response_model=HeartbeatReply,
              operation_id="heartbeat_job", summary="Renew the lease", responses=ERRORS)
-def heartbeat(job_id: str, lease: LeaseHeader, session: WorkerSessionDep, state: StateDep) -> HeartbeatReply:
-    reply = queue.heartbeat(session, job_id, lease, lease_seconds=state.settings.lease_seconds)
-    session.commit()
-    return reply
+async def heartbeat(job_id: str, lease: LeaseHeader, state: StateDep) -> HeartbeatReply:
+    seconds = state.settings.lease_seconds
+    return await in_transaction(
+        state, lambda session: queue.heartbeat(session, job_id, lease, lease_seconds=seconds))
 
 
 @router.post("/jobs/{job_id}/events", status_code=204, operation_id="report_job_events",
              summary="Report log lines, metrics and progress", responses=ERRORS)
-def report(job_id: str, body: Report, lease: LeaseHeader, session: WorkerSessionDep) -> Response:
-    queue.report(session, job_id, lease, events=body.events, step=body.step, total=body.total,
-                 metrics=body.metrics)
-    session.commit()
+async def report(job_id: str, body: Report, lease: LeaseHeader, state: StateDep) -> Response:
+    await in_transaction(state, lambda session: queue.report(
+        session, job_id, lease, events=body.events, step=body.step, total=body.total,
+        metrics=body.metrics))
     return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/fail", response_model=Job, operation_id="fail_job",
              summary="Report a failed attempt", responses=ERRORS)
-def fail(job_id: str, body: JobFailure, lease: LeaseHeader, session: WorkerSessionDep) -> Job:
-    job = queue.fail(session, job_id, lease, body)
-    session.commit()
-    return job
+async def fail(job_id: str, body: JobFailure, lease: LeaseHeader, state: StateDep) -> Job:
+    return await in_transaction(state, lambda session: queue.fail(session, job_id, lease, body))
 
 
 @router.post("/jobs/{job_id}/release", response_model=Job, operation_id="release_job",
@@ -115,10 +130,9 @@ async def release(job_id: str, body: Release, lease: LeaseHeader, state: StateDe
 
 @router.post("/jobs/{job_id}/cancelled", response_model=Job, operation_id="acknowledge_cancel",
              summary="Confirm a cancelled job has stopped", responses=ERRORS)
-def cancelled(job_id: str, lease: LeaseHeader, session: WorkerSessionDep) -> Job:
-    job = queue.acknowledge_cancel(session, job_id, lease)
-    session.commit()
-    return job
+async def cancelled(job_id: str, lease: LeaseHeader, state: StateDep) -> Job:
+    return await in_transaction(state,
+                                lambda session: queue.acknowledge_cancel(session, job_id, lease))
 
 
 @router.put(

@@ -92,10 +92,11 @@ def record_checkpoint(
 
 
 def latest_checkpoint(
-    session: Session, job_id: str, *, base_url: str | None = None
+    session: Session, job_id: str, *, base_url: str | None = None, job: models.Job | None = None
 ) -> Checkpoint | None:
-    """The job's unpruned checkpoint with the highest step, if any."""
-    job = job_row(session, job_id)
+    """The job's unpruned checkpoint with the highest step, if any; `job`: its row, when the
+    caller holds it already (a claim), so it is not read again."""
+    job = job if job is not None else job_row(session, job_id)
     row = session.scalar(
         select(models.Checkpoint)
         .where(models.Checkpoint.job_id == job_id, models.Checkpoint.pruned.is_(False))

@@ -15,6 +15,9 @@ from sqlalchemy import event
 
 from api.deps import AppState
 from tests.factories import bearer, make_adapter, make_token
+from tests.specs import model_spec
+
+LEASE = "X-Loraplane-Lease"
 
 
 @dataclass
@@ -30,7 +33,7 @@ def counting(state: AppState) -> Iterator[Counts]:
     counts = Counts()
 
     def on_statement(_conn, _cursor, statement, *_args) -> None:
-        counts.statements.append(" ".join(statement.split())[:120])
+        counts.statements.append(" ".join(statement.split()))
 
     def on_begin(_conn) -> None:
         counts.begins += 1
@@ -93,3 +96,39 @@ def test_revoked_token_is_refused_on_its_next_get(client: TestClient, state: App
         r = client.get(f"/adapters/{adapter.id}", headers=bearer(token))
     assert r.status_code == 401
     assert counts.checkouts == 1 and len(counts.statements) == 1, counts
+
+
+def test_claim_and_finish_are_one_transaction_each(client: TestClient, state: AppState):
+    """A claim: the UPDATE that takes the job (its whole row back by RETURNING), the state
+    event, the checkpoint to resume from. A finish (`fail`): the lease fence (the row back by
+    RETURNING), the state change, its event and the webhook outbox's subscription lookup.
+    Each after the token check, which has a transaction of its own (a POST's body must not
+    arrive while a write transaction is open)."""
+    for _ in range(2):
+        client.post("/jobs", json=model_spec()).raise_for_status()
+    first = client.post("/worker/claim", json={"worker_id": "w"}).json()  # warm
+    client.post(f"/worker/jobs/{first['job']['id']}/fail", headers={LEASE: first["lease_id"]},
+                json={"code": "x", "message": "warm", "retryable": False}).raise_for_status()
+
+    with counting(state) as counts:
+        claim = client.post("/worker/claim", json={"worker_id": "w", "wait_seconds": 0}).json()
+    assert claim["job"]["state"] == "running" and claim["job"]["started_at"] is not None
+    assert (counts.checkouts, counts.begins) == (2, 2), counts
+    assert len(counts.statements) == 1 + 3, counts
+    assert counts.statements[1].startswith("UPDATE jobs") and "RETURNING" in counts.statements[1]
+
+    with counting(state) as counts:
+        done = client.post(f"/worker/jobs/{claim['job']['id']}/fail",
+                           headers={LEASE: claim["lease_id"]},
+                           json={"code": "x", "message": "done", "retryable": False}).json()
+    assert done["state"] == "failed"
+    assert (counts.checkouts, counts.begins) == (2, 2), counts
+    assert len(counts.statements) == 1 + 4, counts
+    assert counts.statements[1].startswith("UPDATE jobs") and "RETURNING" in counts.statements[1]
+
+    with counting(state) as counts:  # a stale lease: the fence alone, nothing written
+        r = client.post(f"/worker/jobs/{claim['job']['id']}/fail",
+                        headers={LEASE: claim["lease_id"]},
+                        json={"code": "x", "message": "again", "retryable": False})
+    assert r.status_code == 409 and r.json()["code"] == "lease_lost"
+    assert len(counts.statements) == 1 + 1, counts
