@@ -1,6 +1,7 @@
 """Real processes: a worker offering two CPU ranks runs a 2-device job through the server;
 one rank SIGKILLed mid-run ends the attempt (no rank survives it) and the retry resumes from
-the last checkpoint to `succeeded`; a cancel stops both ranks; a 1-device worker never gets it."""
+the last checkpoint to `succeeded`; a cancel stops both ranks; SIGTERM hands the job back
+after a checkpoint of both ranks' state, with no rank left."""
 
 from __future__ import annotations
 
@@ -112,3 +113,19 @@ def test_cancel_of_a_two_rank_job_stops_both_ranks(live):
     assert not _gone(ranks), "a rank kept running after the cancel"
     assert done["progress"]["step"] < 2000
     assert any(line.startswith("cancelled after step") for line in _lines(client, job["id"]))
+
+
+def test_sigterm_hands_a_two_rank_job_back_after_a_checkpoint(live):
+    """Last in this module: the worker exits."""
+    client, worker = live
+    job = client.post("/jobs", json=_spec("handed-back", steps=2000, save_interval=-1)).json()
+    ranks = _ranks(worker)
+    running = _wait_step(client, job["id"], 3)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(60) == 0
+    assert not _gone(ranks), "a rank kept running after the hand-back"
+    back = client.get(f"/jobs/{job['id']}").json()
+    assert back["state"] == "queued" and back["attempt"] == 0, back  # no attempt spent
+    assert any(line.startswith("handed back after step") for line in _lines(client, job["id"]))
+    steps = [c["step"] for c in client.get(f"/jobs/{job['id']}/checkpoints").json()["items"]]
+    assert steps and max(steps) >= running["progress"]["step"]  # checkpointed where it stopped

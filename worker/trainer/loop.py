@@ -392,7 +392,14 @@ class TrainingSession:
         torch.manual_seed(actor.seed)
         if self.device.type == "cuda":
             torch.cuda.manual_seed_all(actor.seed)
-        self.model = self._build_model(resume_state).to(self.device)
+        self.model = self._build_model(resume_state)
+        # FSDP on GPUs moves each rank's shards to its device itself: the whole model never
+        # sits on one GPU (the probe below then runs on the CPU copy).
+        sharded_on_gpu = (self.dist is not None and self.device.type == "cuda"
+                          and self._strategy() != "no_shard")
+        probe_device = torch.device("cpu") if sharded_on_gpu else self.device
+        if not sharded_on_gpu:
+            self.model = self.model.to(self.device)
         self.plan.cast_buffers(self.model)
         self.gradient_checkpointing = gradient_checkpointing_asked(spec)
         if self.gradient_checkpointing:
@@ -402,7 +409,7 @@ class TrainingSession:
         probe = self._micro_batches(self.train_examples[:1])[0]
         with self.plan.autocast():
             fallback = self.loss.check(
-                probe["input_ids"].to(self.device), probe["attention_mask"].to(self.device)
+                probe["input_ids"].to(probe_device), probe["attention_mask"].to(probe_device)
             )
         if fallback:
             self._note(fallback)
@@ -446,11 +453,14 @@ class TrainingSession:
         per_rank = ddp.micro_batch_count(-(-self.global_batch // world), micro)
         return f"{world} devices x {per_rank} x {micro}"
 
+    def _strategy(self) -> str:
+        """`actor.fsdp_config.sharding_strategy` (full_shard when unset)."""
+        return value(value(self.spec.actor.fsdp_config).sharding_strategy, "full_shard")
+
     def _shard(self) -> None:
         """Wrap the model for several devices (FSDP2 or DDP, per the sharding strategy)."""
         dist = self.dist
-        strategy = value(value(self.spec.actor.fsdp_config).sharding_strategy, "full_shard")
-        strategy = getattr(strategy, "value", strategy)
+        strategy = self._strategy()
         if self.plan.grad_scaler and strategy != "no_shard":
             raise UserError(
                 "fp16 on several devices needs sharding_strategy no_shard (the grad scaler "
