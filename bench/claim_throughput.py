@@ -1,7 +1,8 @@
 """Claim throughput: jobs/s claimed and finished by 16 concurrent workers on PostgreSQL.
 
 A live `loraplane serve` on a fresh PostgreSQL database, no local workers. Each worker is a
-thread speaking the worker protocol over HTTP with its own connection and the worker token:
+keep-alive connection (one asyncio loop, written-out HTTP/1.1 requests, so the client costs
+little next to the server) speaking the worker protocol with the worker token:
 `POST /worker/claim` (no wait), then `POST /worker/jobs/{id}/fail` with `retryable: false`, the
 "finish" of an empty job; a worker stops when a claim finds the queue empty. The jobs are
 submitted before the clock starts. Baseline, in the same run: the same number of jobs drained
@@ -14,9 +15,10 @@ by 1 worker. Checks: every job claimed exactly once (no double runs), every fini
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
+import json
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import client, live_server, machine, percentile, worker_headers
+from _common import LEASE_HEADER, client, live_server, machine, percentile, worker_headers
 
 SPEC = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4}}}
 
@@ -57,58 +59,75 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+async def _call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes,
+                body: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a keep-alive connection: (status, body)."""
+    writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    answer = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in answer.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return int(answer[9:12]), await reader.readexactly(length)
+
+
 def drain(server, workers: int) -> dict:
-    """Run `workers` threads until the queue is empty; what each claimed and how long it took."""
+    """Run `workers` connections until the queue is empty; what each claimed and how long it
+    took. The workers are one asyncio loop of keep-alive HTTP/1.1 connections with written-out
+    requests (as in bench/api_read.py), so the client costs little next to the server."""
     claims: list[str] = []
     latencies: list[float] = []
     errors: list[str] = []
     shares: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(workers + 1)
+    auth = "".join(f"{k}: {v}\r\n" for k, v in worker_headers(server).items())
+    host = f"Host: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n{auth}"
+    finish = json.dumps({"code": "bench", "message": "empty benchmark job",
+                         "retryable": False}).encode()
 
-    def worker(n: int) -> None:
-        mine, lat = [], []
-        with client(server) as http:
-            http.get("/healthz")  # connection open before the clock starts
-            start.wait()
+    async def worker(n: int, opened: list, start: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        opened.append(n)
+        claim = json.dumps({"worker_id": f"bench-{n}", "wait_seconds": 0}).encode()
+        mine = []
+        try:
+            await start.wait()
             while True:
                 t0 = time.perf_counter()
-                r = http.post(
-                    "/worker/claim",
-                    json={"worker_id": f"bench-{n}", "wait_seconds": 0},
-                    headers=worker_headers(server),
-                )
-                if r.status_code == 204:
+                status, body = await _call(reader, writer,
+                                           f"POST /worker/claim HTTP/1.1\r\n{host}".encode(), claim)
+                if status == 204:
                     break
-                if r.status_code != 200:
-                    with lock:
-                        errors.append(f"claim {r.status_code}: {r.text[:200]}")
+                if status != 200:
+                    errors.append(f"claim {status}: {body[:200]!r}")
                     break
-                lease = r.json()
+                lease = json.loads(body)
                 job_id = lease["job"]["id"]
                 mine.append(job_id)
-                r = http.post(
-                    f"/worker/jobs/{job_id}/fail",
-                    headers=worker_headers(server, lease["lease_id"]),
-                    json={"code": "bench", "message": "empty benchmark job", "retryable": False},
-                )
-                if r.status_code != 200 or r.json()["state"] != "failed":
-                    with lock:
-                        errors.append(f"finish {job_id}: {r.status_code} {r.text[:200]}")
-                lat.append(time.perf_counter() - t0)
-        with lock:
+                status, body = await _call(
+                    reader, writer,
+                    f"POST /worker/jobs/{job_id}/fail HTTP/1.1\r\n{host}"
+                    f"{LEASE_HEADER}: {lease['lease_id']}\r\n".encode(), finish)
+                if status != 200 or json.loads(body)["state"] != "failed":
+                    errors.append(f"finish {job_id}: {status} {body[:200]!r}")
+                latencies.append(time.perf_counter() - t0)
+        finally:
+            writer.close()
             claims.extend(mine)
-            latencies.extend(lat)
             shares.append(len(mine))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(workers)]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0, cpu0 = time.perf_counter(), cpu_seconds(server.proc.pid)
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
+    async def run() -> tuple[float, float, float]:
+        opened: list[int] = []
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(worker(n, opened, start)) for n in range(workers)]
+        while len(opened) < workers:  # connections open before the clock starts
+            await asyncio.sleep(0.01)
+        t0, cpu0 = time.perf_counter(), cpu_seconds(server.proc.pid)
+        start.set()
+        await asyncio.gather(*tasks)
+        return t0, cpu0, time.perf_counter()
+
+    t0, cpu0, t1 = asyncio.run(run())
+    elapsed = t1 - t0
     server_cpu = (cpu_seconds(server.proc.pid) - cpu0) / elapsed
     return {
         "claims": claims,

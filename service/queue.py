@@ -13,11 +13,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db import models
-from db.base import utcnow
+from db.base import UTCDateTime, utcnow
 from service.errors import LeaseLost
 from service.ids import new_id
 from service.jobs import add_event, cancel_if_requested, record_state, to_job
@@ -46,39 +46,66 @@ def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float,
     return None if claimed is None else claimed[1]
 
 
+def _claim_statement(skip_locked: bool) -> Any:
+    """The claim, built once per dialect (its cache key is computed once: with the whole row in
+    RETURNING, building it per call cost more than running it)."""
+    job = models.Job
+    pick = (
+        select(job.id)
+        .where(job.state == JobState.queued.value,
+               or_(job.devices.is_(None), job.devices <= bindparam("offered_devices")))
+        .order_by(job.priority.desc(), job.created_at, job.id)
+        .limit(1)
+    )
+    if skip_locked:
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        update(job)
+        .where(job.id == pick.scalar_subquery(), job.state == JobState.queued.value)
+        .values(
+            state=JobState.running.value,
+            attempt=job.attempt + 1,
+            worker_id=bindparam("claiming_worker"),
+            lease_id=bindparam("new_lease"),
+            lease_expires_at=bindparam("new_expiry", type_=UTCDateTime()),
+            updated_at=bindparam("claimed_at", type_=UTCDateTime()),
+            started_at=func.coalesce(job.started_at,
+                                     bindparam("claimed_at", type_=UTCDateTime())),
+        )
+        .returning(job)
+    )
+
+
+# The fence of every worker write after the claim; built once, like the claim.
+_FENCE = (
+    update(models.Job)
+    .where(
+        models.Job.id == bindparam("fenced_job"),
+        models.Job.lease_id == bindparam("fence_lease"),
+        models.Job.state.in_(ACTIVE),
+        models.Job.lease_expires_at >= bindparam("fenced_at", type_=UTCDateTime()),
+    )
+    .values(updated_at=bindparam("fenced_at", type_=UTCDateTime()))
+    .returning(models.Job)
+)
+_CLAIM = {skip_locked: _claim_statement(skip_locked) for skip_locked in (False, True)}
+# The whole row comes back from these UPDATEs (RETURNING) into the session: no read after them.
+_RETURNING_ROWS = {"synchronize_session": False, "populate_existing": True}
+
+
 def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
                devices: int = 1) -> tuple[models.Job, Lease] | None:
     """`claim_next_job`, with the claimed row (the session's identity map holds it only as
-    long as someone does: the claim's inputs are read from it without a second SELECT)."""
+    long as someone does: the claim's inputs are read from it without a second SELECT).
+    PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: under the `BEGIN IMMEDIATE` write lock."""
     now = utcnow()
-    pick = (
-        select(models.Job.id)
-        .where(models.Job.state == JobState.queued.value,
-               or_(models.Job.devices.is_(None), models.Job.devices <= devices))
-        .order_by(models.Job.priority.desc(), models.Job.created_at, models.Job.id)
-        .limit(1)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
     lease_id = new_id("ls")
     expires = now + timedelta(seconds=lease_seconds)
-    # The whole row comes back from the UPDATE (RETURNING): no read after it, and nothing
-    # left to write but the event.
-    row = session.scalars(
-        update(models.Job)
-        .where(models.Job.id == pick.scalar_subquery(), models.Job.state == JobState.queued.value)
-        .values(
-            state=JobState.running.value,
-            attempt=models.Job.attempt + 1,
-            worker_id=worker_id,
-            lease_id=lease_id,
-            lease_expires_at=expires,
-            updated_at=now,
-            started_at=func.coalesce(models.Job.started_at, now),
-        )
-        .returning(models.Job),
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    ).one_or_none()
+    statement = _CLAIM[session.get_bind().dialect.name == "postgresql"]
+    row = session.scalars(statement, {
+        "offered_devices": devices, "claiming_worker": worker_id, "new_lease": lease_id,
+        "new_expiry": expires, "claimed_at": now,
+    }, execution_options=_RETURNING_ROWS).one_or_none()
     if row is None:
         return None
     add_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
@@ -89,20 +116,11 @@ def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
 
 
 def fenced_row(session: Session, job_id: str, lease_id: str) -> models.Job:
-    """The job row, locked, if `lease_id` is its current, unexpired lease; else LeaseLost."""
-    now = utcnow()
-    row = session.scalars(  # the fence (a row lock) and the row's read in one statement
-        update(models.Job)
-        .where(
-            models.Job.id == job_id,
-            models.Job.lease_id == lease_id,
-            models.Job.state.in_(ACTIVE),
-            models.Job.lease_expires_at >= now,
-        )
-        .values(updated_at=now)
-        .returning(models.Job),
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    ).one_or_none()
+    """The job row, locked, if `lease_id` is its current, unexpired lease; else LeaseLost.
+    The fence (a row lock) and the row's read are one statement."""
+    row = session.scalars(_FENCE, {"fenced_job": job_id, "fence_lease": lease_id,
+                                   "fenced_at": utcnow()},
+                          execution_options=_RETURNING_ROWS).one_or_none()
     if row is None:
         raise LeaseLost(f"lease {lease_id} no longer holds job {job_id}; abandon it")
     return row
