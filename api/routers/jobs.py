@@ -105,8 +105,12 @@ def _warned(session: Session, spec: JobSpec, job: Job) -> Job:
     return job.model_copy(update={"warnings": warnings})
 
 
-@router.get("", response_model=Page[Job], operation_id="list_jobs", summary="List jobs",
-            responses=ERRORS)
+@router.get("", response_model=Page[Job], operation_id="list_jobs",
+            summary="List jobs; with Accept: text/event-stream, follow the list live",
+            description="As a stream: a `job` event with each job of the page, then one "
+            "whenever a job of the page changes (state, progress, metrics) or enters it, and "
+            "`gone` (`{\"id\": …}`) when one leaves it (its state no longer matches `state`).",
+            responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}})
 async def list_jobs(
     request: Request,
     app_state: StateDep,

@@ -106,7 +106,11 @@ def sync_detailed(
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> Response[PageJob | Problem]:
-    """List jobs
+    """List jobs; with Accept: text/event-stream, follow the list live
+
+     As a stream: a `job` event with each job of the page, then one whenever a job of the page changes
+    (state, progress, metrics) or enters it, and `gone` (`{"id": …}`) when one leaves it (its state no
+    longer matches `state`).
 
     Args:
         state (JobState | None | Unset):
@@ -141,7 +145,11 @@ def sync(
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> PageJob | Problem | None:
-    """List jobs
+    """List jobs; with Accept: text/event-stream, follow the list live
+
+     As a stream: a `job` event with each job of the page, then one whenever a job of the page changes
+    (state, progress, metrics) or enters it, and `gone` (`{"id": …}`) when one leaves it (its state no
+    longer matches `state`).
 
     Args:
         state (JobState | None | Unset):
@@ -171,7 +179,11 @@ async def asyncio_detailed(
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> Response[PageJob | Problem]:
-    """List jobs
+    """List jobs; with Accept: text/event-stream, follow the list live
+
+     As a stream: a `job` event with each job of the page, then one whenever a job of the page changes
+    (state, progress, metrics) or enters it, and `gone` (`{"id": …}`) when one leaves it (its state no
+    longer matches `state`).
 
     Args:
         state (JobState | None | Unset):
@@ -204,7 +216,11 @@ async def asyncio(
     limit: int | Unset = 50,
     cursor: None | str | Unset = UNSET,
 ) -> PageJob | Problem | None:
-    """List jobs
+    """List jobs; with Accept: text/event-stream, follow the list live
+
+     As a stream: a `job` event with each job of the page, then one whenever a job of the page changes
+    (state, progress, metrics) or enters it, and `gone` (`{"id": …}`) when one leaves it (its state no
+    longer matches `state`).
 
     Args:
         state (JobState | None | Unset):
