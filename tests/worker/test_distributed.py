@@ -138,8 +138,13 @@ def lora_runs(base_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("lora")
     spec = _spec()
     pids: list[int] = []
-    return (_one_rank(spec, base_dir, tmp, "one"), _two_ranks(spec, base_dir, tmp, "two", pids=pids),
-            pids, tmp)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module-scoped: set up before the autouse fixture runs
+    try:
+        one = _one_rank(spec, base_dir, tmp, "one")
+    finally:
+        torch.set_num_threads(threads)
+    return one, _two_ranks(spec, base_dir, tmp, "two", pids=pids), pids, tmp
 
 
 def test_lora_on_two_ranks_trains_the_one_rank_adapter(lora_runs, base_dir: Path):

@@ -101,3 +101,28 @@ def test_a_worker_that_says_nothing_offers_one_device(client: TestClient):
     response = client.post("/worker/claim", json={"worker_id": "old-worker"})
     assert response.status_code == 204
     assert client.post("/worker/claim", json={"worker_id": "w", "devices": 0}).status_code == 422
+
+
+@pytest.mark.parametrize(("device", "ranks", "offered"), [
+    ("cpu", 1, ["cpu"]), ("cpu", 2, ["cpu", "cpu"]), ("cpu", 4, ["cpu"] * 4)])
+def test_a_cpu_worker_offers_its_cpu_ranks(device: str, ranks: int, offered: list[str]):
+    from worker.runner import offered_devices
+
+    assert offered_devices(device, ranks) == offered
+
+
+@pytest.mark.parametrize(("device", "ranks", "message"), [
+    ("cpu", 0, "--cpu-ranks must be >= 1"),
+    ("tpu", 1, "unknown device"),
+    ("cuda:0,1", 1, "torch sees no CUDA device"),
+])
+def test_a_device_the_worker_cannot_offer_stops_it_saying_why(device: str, ranks: int,
+                                                              message: str):
+    import torch
+
+    from worker.runner import offered_devices
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit, match=message):
+        offered_devices(device, ranks)
