@@ -4,6 +4,7 @@ their security headers, all shipped as package data; the way past the gate goes 
 from __future__ import annotations
 
 import fnmatch
+import json
 import tomllib
 from pathlib import Path
 
@@ -86,3 +87,11 @@ def test_every_dashboard_file_is_package_data():
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pattern) and
                                            f.count("/") == pattern.count("/") for pattern in patterns)]
     assert not missing, f"not in [tool.setuptools.package-data] api: {missing}"
+
+
+def test_the_vendored_chart_library_is_the_locked_one():
+    lock = json.loads((ROOT / "api/ui/package-lock.json").read_text())
+    version = lock["packages"]["node_modules/uplot"]["version"]
+    assert json.loads((ROOT / "api/ui/package.json").read_text())["dependencies"]["uplot"] == version
+    header = (STATIC_DIR / "vendor/uPlot.iife.min.js").read_text()[:100]
+    assert f"(v{version})" in header, "run scripts/vendor_ui.sh and commit what it vendors"
