@@ -59,11 +59,18 @@ class AppState:
     admin_token_file: Path | None = None
     worker_token: str | None = None
     reader: Engine = field(init=False)  # the engine for read-only transactions
+    # Where a POST's (PUT's, DELETE's) token is looked up: on PostgreSQL in autocommit, one
+    # statement without BEGIN and ROLLBACK around it (two round trips fewer); on SQLite the
+    # reader (a DEFERRED read, which costs no round trip).
+    token_reader: Engine = field(init=False)
     sessions: sessionmaker[Session] = field(init=False)
     read_sessions: sessionmaker[Session] = field(init=False)
 
     def __post_init__(self) -> None:
         self.reader = reading(self.engine)
+        self.token_reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql" else self.reader)
         self.sessions = make_sessionmaker(self.engine)
         self.read_sessions = make_sessionmaker(self.reader)
 

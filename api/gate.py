@@ -128,7 +128,7 @@ class Gate:
 
     @staticmethod
     def _authenticate(state, headers: dict[str, str]):
-        with state.reader.connect() as connection:
+        with state.token_reader.connect() as connection:
             return authenticate(connection, _bearer_token(headers))
 
 
