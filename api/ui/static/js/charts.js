@@ -9,7 +9,7 @@ const COLOURS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#862e9c"];
  * one event's data; the container's data-points attribute counts the steps drawn.
  */
 export class MetricChart {
-  constructor(title, series, {log = false} = {}) {
+  constructor(title, series) {
     this.series = series;
     this.steps = [];
     this.values = series.map(() => []);
@@ -19,8 +19,6 @@ export class MetricChart {
     this.empty = h("p", {class: "muted chart-empty"}, "No points yet.");
     this.element = h("figure", {class: "chart", "data-points": 0, "aria-label": title},
       h("figcaption", {}, title), this.empty, this.canvas);
-    this.log = log;
-    this.title = title;
   }
 
   add(data) {
@@ -63,7 +61,7 @@ export class MetricChart {
     this.plot = new window.uPlot({
       width: this.width(),
       height: 220,
-      scales: {x: {time: false}, y: this.log ? {distr: 3} : {}},
+      scales: {x: {time: false}},
       axes: [{label: "step"}, {size: 64}],
       series: [
         {label: "step"},
