@@ -224,3 +224,16 @@ def test_datasets_list_and_a_missing_adapter(page, live):
     problem.wait_for()
     assert "HTTP 404" in problem.inner_text()
     assert problem.locator(".problem-detail").inner_text()  # the API's detail, shown as is
+
+
+def test_a_job_is_cancelled_from_its_page_after_confirming(page, live):
+    server, client = live
+    job = client.post("/jobs", json=tiny_spec("ui-cancel", max_steps=400, save_interval=-1)).json()
+    sign_in(page, server.admin_token, f"#/jobs/{job['id']}")
+    page.get_by_role("heading", name="ui-cancel").wait_for()
+    page.get_by_role("button", name="Cancel job…").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Cancel job").click()
+    # Queued: cancelled at once; running: `cancelling` until its worker stops at a step.
+    wait_for_job(client, job["id"], {"cancelling", "cancelled"}, timeout=30)
+    page.locator(".facts .badge.state-cancelling, .facts .badge.state-cancelled").wait_for()
+    page.get_by_role("button", name="Cancel job…").wait_for(state="detached")

@@ -220,12 +220,17 @@ async function jobPage(jobId) {
   const live = status("Connecting…");
   const shownEvents = [];
 
+  let cancellable = null;
   const showJob = () => {
     facts.replaceChildren(jobFacts(job));
     errorBox.replaceChildren(job.error ? problemBox({title: "The job failed",
       detail: job.error.message, code: job.error.code}) : "");
-    actions.replaceChildren(ACTIVE.has(job.state) && job.state !== "cancelling"
-      ? h("button", {type: "button", class: "danger", onclick: cancel}, "Cancel job…") : "");
+    const can = ACTIVE.has(job.state) && job.state !== "cancelling";
+    if (can !== cancellable) { // replaced only when it changes, so a focused button stays focused
+      cancellable = can;
+      actions.replaceChildren(can ? h("button", {type: "button", class: "danger", onclick: cancel},
+                                      "Cancel job…") : "");
+    }
   };
   const cancel = async () => {
     if (!await confirmDialog("Cancel this job?", `${jobTitle(job)} stops at its next step.`,
