@@ -13,7 +13,8 @@ every step and broadcasts, so every rank stops after the same step.
 A rank that dies ends the attempt: the supervisor sees its exit code within `POLL_SECONDS`,
 SIGKILLs the others (they would only wait in a collective) and raises, so the runner reports a
 retryable system error and the retry resumes from the last checkpoint. Ranks ignore SIGTERM
-and SIGINT (the supervisor decides) and die with the worker process (PR_SET_PDEATHSIG).
+and SIGINT (the supervisor decides) and end within a second of the worker process, however
+it ends (a watchdog thread in each rank).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import queue
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from worker.trainer.hooks import TrainingHooks, TrainingInputs, TrainingResult
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+WATCH_SECONDS = 0.5  # how often a rank checks that the worker process still runs
 STOP_CODES = {None: 0, "cancel": 1, "handback": 2}
 STOP_NAMES = {code: name for name, code in STOP_CODES.items()}
 KILL_WAIT_SECONDS = 10.0
@@ -83,6 +86,7 @@ def rank_env(plan: RankPlan, rank: int, port: int) -> dict[str, str]:
         "LOCAL_WORLD_SIZE": str(plan.world_size),
         "GROUP_RANK": "0",
         "OMP_NUM_THREADS": str(plan.threads_per_rank),
+        "LORAPLANE_SUPERVISOR_PID": str(os.getpid()),  # ranks end when it does
     }
     if plan.device_type == "cuda":
         # Rank r uses cuda:r of its own view: the job's devices, in order, mapped through any
@@ -101,9 +105,10 @@ def rank_env(plan: RankPlan, rank: int, port: int) -> dict[str, str]:
 class RankHooks:
     """The hooks of a rank: rank 0 forwards to the supervisor; the others stay silent."""
 
-    def __init__(self, messages: Any, stop: Any, acks: Any, *, main: bool) -> None:
+    def __init__(self, messages: Any, stop: Any, acks: Any, *, main: bool,
+                 supervisor: int) -> None:
         self.messages, self.stop, self.acks, self.main = messages, stop, acks, main
-        self.parent = os.getppid()
+        self.supervisor = supervisor
 
     def log(self, message: str) -> None:
         if self.main:
@@ -122,24 +127,50 @@ class RankHooks:
                 self.acks.get(timeout=1.0)
                 return
             except queue.Empty:
-                if os.getppid() != self.parent:
+                if not supervisor_alive(self.supervisor):
                     raise RankFailed("the worker process is gone") from None
 
     def should_stop(self) -> str | None:
         if not self.main:
             return None
-        if os.getppid() != self.parent:  # orphaned: stop as for a cancel
-            return "cancel"
         return STOP_NAMES.get(int(self.stop.value))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the worker process ends (no orphaned rank)."""
+def supervisor_alive(pid: int) -> bool:
+    """Whether the worker process `pid` still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+
+def _die_with_worker(supervisor: int) -> None:
+    """End this rank when the worker process ends, however it ends (no orphaned rank).
+
+    A forked rank's parent is the forkserver, which the ranks themselves keep alive, so
+    PR_SET_PDEATHSIG (asked too) only covers the forkserver's death; a watchdog thread
+    checks the worker process twice a second and exits the rank when it is gone."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+
+    def watch() -> None:
+        while supervisor_alive(supervisor):
+            time.sleep(WATCH_SECONDS)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="watch-worker", daemon=True).start()
 
 
 def _rank_main(env: dict[str, str], spec: dict[str, Any], inputs: TrainingInputs,
@@ -148,7 +179,8 @@ def _rank_main(env: dict[str, str], spec: dict[str, Any], inputs: TrainingInputs
     os.environ.update(env)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    supervisor = int(env["LORAPLANE_SUPERVISOR_PID"])
+    _die_with_worker(supervisor)
     rank = int(env["RANK"])
     try:
         import torch
@@ -160,7 +192,7 @@ def _rank_main(env: dict[str, str], spec: dict[str, Any], inputs: TrainingInputs
         torch.set_num_threads(plan.threads_per_rank)
         dist = ddp.init_from_env(plan.device_type)
         try:
-            hooks = RankHooks(messages, stop, acks, main=dist.is_main)
+            hooks = RankHooks(messages, stop, acks, main=dist.is_main, supervisor=supervisor)
             result = run_training(JobSpec.from_dict(spec), inputs, hooks, dist)
             if dist.is_main:
                 messages.put(("result", result))
