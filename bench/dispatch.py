@@ -91,6 +91,8 @@ def measure(server, jobs: int, claimers: int) -> dict[str, float]:
             delays.append(claimed[job_id] - sent)
             time.sleep(0.01)
     done.set()
+    for t in threads:  # a claimer still polling would take the next measurement's jobs
+        t.join(10)
     return {
         "p50_ms": percentile(delays, 0.5) * 1e3,
         "p99_ms": percentile(delays, 0.99) * 1e3,
