@@ -37,7 +37,7 @@ class DashboardFiles(StaticFiles):
 def mount(app: FastAPI) -> None:
     """Serve the dashboard at `/ui/` (and send `/ui` there)."""
 
-    @app.get(UI_PATH, include_in_schema=False)
+    @app.api_route(UI_PATH, methods=["GET", "HEAD"], include_in_schema=False)
     def ui_root() -> RedirectResponse:
         return RedirectResponse(f"{UI_PATH}/", status_code=308)
 

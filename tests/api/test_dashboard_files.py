@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_ui_redirects_to_the_page_which_needs_no_token(client: TestClient):
     client.headers.pop("Authorization")
-    moved = client.get("/ui", follow_redirects=False)
-    assert moved.status_code == 308 and moved.headers["location"] == "/ui/"
+    for method in ("GET", "HEAD"):
+        moved = client.request(method, "/ui", follow_redirects=False)
+        assert moved.status_code == 308 and moved.headers["location"] == "/ui/"
+    assert client.head("/ui/").status_code == 200
     page = client.get("/ui/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
