@@ -61,9 +61,9 @@ class Hooks:
 
 
 def _spec(*, lora: bool = True, strategy: str = "full_shard", global_batch: int = 8,
-          save_interval: int = 2, validate: bool = False):
+          micro_batch: int = 2, save_interval: int = 2, validate: bool = False):
     return worker_spec({
-        "actor": {"micro_batch_size": 2, "global_batch_size": global_batch, "seed": 3,
+        "actor": {"micro_batch_size": micro_batch, "global_batch_size": global_batch, "seed": 3,
                   "model": {"model_path": "demo-tiny-llama", "is_lora": lora, "lora_rank": 4},
                   "optim": {"lr": 1e-2 if lora else 2e-3},
                   "fsdp_config": {"sharding_strategy": strategy}},
@@ -216,6 +216,16 @@ def test_full_fine_tuning_with_full_shard_writes_one_ordinary_hf_folder(base_dir
     _same_weights(a, b)
     model = AutoModelForCausalLM.from_pretrained(two.output_dir)
     assert sum(p.numel() for p in model.parameters()) == two.total_params
+
+
+def test_ddp_with_uneven_shares_trains_the_one_rank_model(base_dir: Path, tmp_path: Path):
+    """Global batch 3 on 2 ranks, micro-batch 1: rank 0 runs 2 samples, rank 1 one plus a
+    zero-weight micro-batch, so both run the same collectives (DDP here)."""
+    spec = _spec(strategy="no_shard", global_batch=3, micro_batch=1, save_interval=-1)
+    _, one = _one_rank(spec, base_dir, tmp_path, "one")
+    _, two = _two_ranks(spec, base_dir, tmp_path, "two")
+    _same_curve(one.losses, two.losses)
+    assert any("2 devices x 2 x 1" in line for line in two.logs)
 
 
 def test_a_cancel_stops_both_ranks_after_the_same_step(base_dir: Path, tmp_path: Path):
