@@ -32,13 +32,14 @@ STEPS = 4
 class Hooks:
     """What the worker's hooks receive, with a copy of every checkpoint (the upload)."""
 
-    def __init__(self, keep: Path, *, stop_at: dict[int, str] | None = None,
+    def __init__(self, keep: Path, *, stop_from: tuple[int, str] | None = None,
                  on_step: Any = None) -> None:
         self.keep = keep
         self.logs: list[str] = []
         self.steps: list[tuple[int, dict[str, float]]] = []
         self.kept: dict[int, Path] = {}
-        self.stop_at = stop_at or {}
+        self.stop_from = stop_from  # (step, request): asked once that step is reported
+        self.asked_after: int | None = None  # the last step reported when first asked
         self.on_step = on_step
 
     def log(self, message: str) -> None:
@@ -53,7 +54,12 @@ class Hooks:
         self.kept[step] = Path(shutil.copytree(directory, self.keep / f"step-{step}"))
 
     def should_stop(self) -> str | None:
-        return self.stop_at.get(self.steps[-1][0] if self.steps else 0)
+        step = self.steps[-1][0] if self.steps else 0
+        if self.stop_from is None or step < self.stop_from[0]:
+            return None
+        if self.asked_after is None:
+            self.asked_after = step
+        return self.stop_from[1]
 
     @property
     def losses(self) -> list[float]:
@@ -61,14 +67,15 @@ class Hooks:
 
 
 def _spec(*, lora: bool = True, strategy: str = "full_shard", global_batch: int = 8,
-          micro_batch: int = 2, save_interval: int = 2, validate: bool = False):
+          micro_batch: int = 2, save_interval: int = 2, validate: bool = False,
+          steps: int = STEPS):
     return worker_spec({
         "actor": {"micro_batch_size": micro_batch, "global_batch_size": global_batch, "seed": 3,
                   "model": {"model_path": "demo-tiny-llama", "is_lora": lora, "lora_rank": 4},
                   "optim": {"lr": 1e-2 if lora else 2e-3},
                   "fsdp_config": {"sharding_strategy": strategy}},
         "data": {"max_length": 64},
-        "runner": {"max_steps": STEPS, "save_interval": save_interval,
+        "runner": {"max_steps": steps, "save_interval": save_interval,
                    "val_check_interval": 2 if validate else -1},
         "cluster": {"component_placement": {"actor": "0-1"}},
     })
@@ -230,11 +237,13 @@ def test_ddp_with_uneven_shares_trains_the_one_rank_model(base_dir: Path, tmp_pa
 
 def test_a_cancel_stops_both_ranks_after_the_same_step(base_dir: Path, tmp_path: Path):
     pids: list[int] = []
-    result, hooks = _two_ranks(_spec(strategy="no_shard", save_interval=-1), base_dir, tmp_path,
-                               "cancel", pids=pids, stop_at={2: "cancel"})
-    # asked when step 2 was reported: rank 0 reads the request after the step it is running
-    # (2, or 3 when the request came after it read the flag) and every rank stops there
-    assert result.stopped == "cancel" and result.step in (2, 3)
+    result, hooks = _two_ranks(_spec(strategy="no_shard", save_interval=-1, steps=40), base_dir,
+                               tmp_path, "cancel", pids=pids, stop_from=(2, "cancel"))
+    # Asked once step k was reported: rank 0 reads the request after the step it is running
+    # (k + 1, unless the supervisor's view trails rank 0 by a step on a loaded machine: k + 2)
+    # and broadcasts it, so every rank stops after that same step.
+    assert result.stopped == "cancel" and hooks.asked_after is not None
+    assert hooks.asked_after <= result.step <= hooks.asked_after + 2
     assert [s for s, _ in hooks.steps] == list(range(1, result.step + 1))
     assert any(f"cancelled after step {result.step}" in line for line in hooks.logs)
     _rank_processes_gone(pids)
@@ -242,9 +251,10 @@ def test_a_cancel_stops_both_ranks_after_the_same_step(base_dir: Path, tmp_path:
 
 def test_a_hand_back_checkpoints_on_every_rank_and_stops(base_dir: Path, tmp_path: Path):
     pids: list[int] = []
-    result, hooks = _two_ranks(_spec(save_interval=-1), base_dir, tmp_path, "handback",
-                               pids=pids, stop_at={1: "handback"})
-    assert result.stopped == "handback" and result.step in (1, 2)
+    result, hooks = _two_ranks(_spec(save_interval=-1, steps=40), base_dir, tmp_path,
+                               "handback", pids=pids, stop_from=(1, "handback"))
+    assert result.stopped == "handback" and hooks.asked_after is not None
+    assert hooks.asked_after <= result.step <= hooks.asked_after + 2
     assert list(hooks.kept) == [result.step]  # the hand-back checkpoint, uploaded
     assert (hooks.kept[result.step] / "optimizer.safetensors").is_file()
     _rank_processes_gone(pids)
