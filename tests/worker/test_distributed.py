@@ -269,5 +269,5 @@ def test_a_rank_killed_mid_run_ends_the_attempt_and_leaves_no_rank(base_dir: Pat
             os.kill(pids[1], signal.SIGKILL)
 
     with pytest.raises(RankFailed, match="rank 1 killed by SIGKILL"):
-        _two_ranks(_spec(), base_dir, tmp_path, "killed", pids=pids, on_step=kill_rank_1)
+        _two_ranks(_spec(steps=40), base_dir, tmp_path, "killed", pids=pids, on_step=kill_rank_1)
     _rank_processes_gone(pids)
