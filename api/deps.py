@@ -114,6 +114,12 @@ async def get_principal(
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # a public path: no route there asks for a caller
         raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
+    request_state = request.scope.get("state", {})
+    if GATE_SESSION in request_state and not _takes_session(request.scope.get("route")):
+        # A GET route that opens sessions of its own: the gate's goes before it runs, so a
+        # request never holds two pooled connections at once (30 such requests would
+        # otherwise hold the whole pool, each waiting for its second).
+        await close_session(request_state.pop(GATE_SESSION))
     override = request.headers.get(PROJECT_HEADER)
     if override and override != principal.project:
         if principal.role is not Role.admin:
@@ -123,6 +129,24 @@ async def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+_TAKES_SESSION: dict[int, tuple[object, bool]] = {}  # id(dependant): (dependant, answer)
+
+
+def _takes_session(route: object) -> bool:
+    """Whether a route's dependencies include `get_session` (it takes the gate's session);
+    worked out once per route."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return False
+    cached = _TAKES_SESSION.get(id(dependant))
+    if cached is None or cached[0] is not dependant:
+
+        def uses(d: object) -> bool:
+            return getattr(d, "call", None) is get_session or any(
+                uses(sub) for sub in getattr(d, "dependencies", ()))
+
+        cached = _TAKES_SESSION[id(dependant)] = (dependant, uses(dependant))
+    return cached[1]
 
 
 def require(*roles: Role) -> Depends:

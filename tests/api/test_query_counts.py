@@ -132,3 +132,33 @@ def test_claim_and_finish_are_one_transaction_each(client: TestClient, state: Ap
                         json={"code": "x", "message": "again", "retryable": False})
     assert r.status_code == 409 and r.json()["code"] == "lease_lost"
     assert len(counts.statements) == 1 + 1, counts
+
+
+def test_a_get_route_with_sessions_of_its_own_never_holds_two_connections(
+    client: TestClient, state: AppState
+):
+    """`GET /jobs` reads in a session it opens itself: the gate's session (the token check)
+    is closed before the route runs, so a request holds one pooled connection at a time and
+    a burst of such requests cannot hold the whole pool while each waits for a second."""
+    client.post("/jobs", json=model_spec()).raise_for_status()
+    held, most = 0, 0
+
+    def out(*_args) -> None:
+        nonlocal held, most
+        held += 1
+        most = max(most, held)
+
+    def back(*_args) -> None:
+        nonlocal held
+        held -= 1
+
+    pool = state.engine.pool
+    event.listen(pool, "checkout", out)
+    event.listen(pool, "checkin", back)
+    try:
+        assert len(client.get("/jobs").json()["items"]) == 1
+        assert client.get("/adapters").status_code == 200  # takes the gate's session
+    finally:
+        event.remove(pool, "checkout", out)
+        event.remove(pool, "checkin", back)
+    assert most == 1 and held == 0
