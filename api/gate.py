@@ -5,8 +5,9 @@ check the token ran, so an anonymous caller could make the server read a body of
 
 A GET or HEAD request is checked in the read-only session its route then uses
 (`api.deps.get_session` takes it over): the token lookup and the route's reads share one
-connection and one transaction. A route that does not take it over has it closed when its
-response starts (or, at the latest, when the request ends), so no long stream holds it.
+connection and one transaction. A route that does not take it over has it closed before it
+runs (`api.deps.get_principal`), else when its response starts, at the latest when the request
+ends: no request holds two pooled connections, and no long stream holds it.
 Other methods check the token on a connection of its own, so a write transaction (on SQLite,
 the write lock) is never held while a body arrives.
 """
