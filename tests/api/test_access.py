@@ -41,6 +41,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): ADMIN,
+    ("GET", "/ui"): PUBLIC,  # the dashboard's static pages; every API call it makes is gated
+    ("HEAD", "/ui"): PUBLIC,
     ("POST", "/tokens"): ADMIN,
     ("GET", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,

@@ -24,9 +24,9 @@ def test_fsdp_memory_keys_are_applied_and_the_rest_of_fsdp_config_is_ignored() -
     }))
     assert parsed.ignored_keys == [
         "actor.fsdp_config.amp_autocast", "actor.fsdp_config.grad_scaler",
-        "actor.fsdp_config.sharding_strategy", "actor.fsdp_config.strategy",
-        "actor.fsdp_config.use_orig_params",
+        "actor.fsdp_config.strategy", "actor.fsdp_config.use_orig_params",
     ]
+    assert parsed.spec.actor.fsdp_config.sharding_strategy == "full_shard"
     fsdp = parsed.spec.actor.fsdp_config
     assert fsdp.gradient_checkpointing is True
     # torch's dtype names are stored as RLinf's, so the worker sees one spelling
