@@ -7,12 +7,21 @@ import io
 import tarfile
 
 import anyio
+import pytest
 from fastapi.testclient import TestClient
 
 from api.deps import AppState
 from service.schemas import JobState
+from service.settings import Settings
 from tests.factories import BASE, make_adapter, make_job
 from tests.s3 import artifacts_url, s3_endpoint  # noqa: F401  (fixtures: both stores)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The app of these tests, with its webhook loop polling once an hour: its idle look for
+    due messages checks a connection out, which the pool counts below would see."""
+    return settings.model_copy(update={"webhook_poll_seconds": 3600.0})
 
 # ---------------------------------------------------------------------------- reads
 
