@@ -45,6 +45,7 @@ from tests.specs import worker_spec
 from worker.demo import build_demo_model, demo_dataset_path
 from worker.launch import RankPlan, run_distributed
 from worker.trainer import TrainingInputs
+from worker.trainer.hooks import MetricsHooks
 from worker.trainer.loop import TrainingSession
 
 MODEL = {"hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 6,
@@ -62,23 +63,6 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {gpus} GPU(s), load {load}"
 
 
-class Hooks:
-    def __init__(self) -> None:
-        self.steps: list[dict[str, float]] = []
-
-    def log(self, message: str) -> None:
-        pass
-
-    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.steps.append(metrics)
-
-    def checkpoint(self, step: int, directory: Path) -> None:
-        pass
-
-    def should_stop(self) -> None:
-        return None
-
-
 def spec(args: argparse.Namespace, strategy: str, lora: bool, devices: int = 2):
     precision = {"precision": "bf16"} if args.device == "cuda" else {}
     return worker_spec({
@@ -94,13 +78,13 @@ def spec(args: argparse.Namespace, strategy: str, lora: bool, devices: int = 2):
     })
 
 
-def step_seconds(hooks: Hooks, warmup: int) -> float:
-    times = [m["tokens"] / m["tokens_per_s"] for m in hooks.steps[warmup:]]
+def step_seconds(hooks: MetricsHooks, warmup: int) -> float:
+    times = [m["tokens"] / m["tokens_per_s"] for m in hooks.metrics[warmup:]]
     return statistics.median(times)
 
 
-def run(model_dir: Path, work: Path, job, ranks: int, device: str = "cpu") -> Hooks:
-    hooks = Hooks()
+def run(model_dir: Path, work: Path, job, ranks: int, device: str = "cpu") -> MetricsHooks:
+    hooks = MetricsHooks()
     inputs = TrainingInputs(base_model_dir=model_dir, train_files=[demo_dataset_path()],
                             work_dir=work, device="cuda:0" if device == "cuda" else "cpu")
     if ranks == 1:
@@ -138,17 +122,17 @@ def gpu_main(args: argparse.Namespace, root: Path) -> int:
             one = run(model_dir, root / f"{kind}-{strategy}-1", spec(args, strategy, kind == "lora", 1),
                       1, "cuda")
             t1 = step_seconds(one, args.warmup)
-            m1 = one.steps[-1].get("max_memory_mib", float("nan"))
+            m1 = one.metrics[-1].get("max_memory_mib", float("nan"))
             for n in sizes:
                 hooks = run(model_dir, root / f"{kind}-{strategy}-{n}",
                             spec(args, strategy, kind == "lora", n), n, "cuda")
                 tn = step_seconds(hooks, args.warmup)
                 row = {"kind": kind, "strategy": strategy, "gpus": n, "step_s": tn,
                        "one_gpu_step_s": t1, "efficiency": t1 / (n * tn),
-                       "max_memory_mib_rank0": hooks.steps[-1].get("max_memory_mib"),
+                       "max_memory_mib_rank0": hooks.metrics[-1].get("max_memory_mib"),
                        "one_gpu_max_memory_mib": m1,
                        "loss_drift": max(abs(a["loss"] - b["loss"]) / abs(a["loss"])
-                                         for a, b in zip(one.steps, hooks.steps, strict=True))}
+                                         for a, b in zip(one.metrics, hooks.metrics, strict=True))}
                 rows.append(row)
                 print(f"distributed GPU {kind} {strategy} x{n}: {tn * 1e3:.0f} ms/step vs 1 GPU "
                       f"{t1 * 1e3:.0f} ms, scaling efficiency {row['efficiency']:.2f}, memory "
@@ -199,7 +183,7 @@ def main() -> int:
                 for ranks in (1, 2):
                     hooks = run(model_dir, root / f"{kind}-{strategy}-{ranks}-{round_}", job, ranks)
                     best[ranks] = min(best[ranks], step_seconds(hooks, args.warmup))
-                    losses[ranks] = [m["loss"] for m in hooks.steps]
+                    losses[ranks] = [m["loss"] for m in hooks.metrics]
             drift = max(abs(a - b) / abs(a) for a, b in zip(losses[1], losses[2], strict=True))
             ratio = best[2] / best[1]
             overhead = best[2] - best[1] / 2

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.specs import worker_spec
 from worker.demo import build_demo_model
 from worker.trainer import TrainingInputs, run_training
+from worker.trainer.hooks import MetricsHooks
 from worker.trainer.model import DEFAULT_TARGET_MODULES
 
 logger = logging.getLogger("bench.gpu_train")
@@ -56,15 +57,11 @@ SIZES = {
 }
 
 
-class BenchHooks:
-    def __init__(self) -> None:
-        self.metrics: list[dict[str, float]] = []
-
-    def log(self, message: str) -> None:
-        pass  # the trainer logs the same line through `logging`
+class BenchHooks(MetricsHooks):
+    """Keeps each step's metrics and logs the step (the trainer logs its own lines itself)."""
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.metrics.append(metrics)
+        super().progress(step, total, metrics)
         logger.info(
             "step %d/%d loss %.4f tokens/s %.0f",
             step,
@@ -72,12 +69,6 @@ class BenchHooks:
             metrics["loss"],
             metrics["tokens_per_s"],
         )
-
-    def checkpoint(self, step: int, directory: Path) -> None:
-        pass
-
-    def should_stop(self) -> None:
-        return None
 
 
 def write_dataset(path: Path, samples: int, seq_len: int) -> None:

@@ -31,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine
 
+from worker.trainer.hooks import MetricsHooks  # no torch import: the parent stays light
+
 # ~85M parameters (~340 MB in fp32), byte vocabulary: almost all of it in the decoder layers.
 MODEL = {
     "hidden_size": 768,
@@ -52,12 +54,12 @@ def hwm_kib() -> int:
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
-class Hooks:
+class Hooks(MetricsHooks):
     """Resets the peak-RSS mark when training starts; collects per-step metrics."""
 
     def __init__(self, cuda: bool) -> None:
+        super().__init__()
         self.cuda = cuda
-        self.metrics: list[dict[str, float]] = []
         self.reset = False
 
     def log(self, message: str) -> None:
@@ -66,15 +68,6 @@ class Hooks:
             if not self.cuda:
                 with open("/proc/self/clear_refs", "w") as f:
                     f.write("5")
-
-    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.metrics.append(metrics)
-
-    def checkpoint(self, step: int, directory: Path) -> None:
-        pass
-
-    def should_stop(self) -> None:
-        return None
 
 
 def child(mode: str, model_dir: Path, steps: int, device: str, work: Path) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # no bench/_common: it needs httpx, which GPU machines lack
+from worker.trainer.hooks import MetricsHooks  # (no torch import)
 
 SHAPES = {
     "memory": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 16,
@@ -87,13 +88,13 @@ class RssPeak:
         return max(self.peak, _status("VmRSS"))
 
 
-class Hooks:
+class Hooks(MetricsHooks):
     """Marks the memory when set-up is done (the `training N steps` line); keeps metrics."""
 
     def __init__(self, cuda: bool, anon: RssPeak | None) -> None:
+        super().__init__()
         self.cuda = cuda
         self.anon = anon
-        self.metrics: list[dict[str, float]] = []
         self.setup_bytes = 0
         self.setup_peak = 0  # the peak before the mark, which resets the peak counter
 
@@ -109,15 +110,6 @@ class Hooks:
                 self.setup_peak = self.anon.peak
                 self.setup_bytes = _status("VmRSS")
                 self.anon.reset()
-
-    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.metrics.append(metrics)
-
-    def checkpoint(self, step: int, directory: Path) -> None:
-        pass
-
-    def should_stop(self) -> None:
-        return None
 
 
 def child(args: argparse.Namespace) -> dict:

@@ -37,15 +37,6 @@ log = logging.getLogger(__name__)
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
 
-def claim_next_job(session: Session, *, worker_id: str, lease_seconds: float,
-                   devices: int = 1) -> Lease | None:
-    """Claim the highest-priority, oldest queued job that fits `devices` (those the worker
-    offers) for `worker_id`, or None."""
-    claimed = claim_next(session, worker_id=worker_id, lease_seconds=lease_seconds,
-                         devices=devices)
-    return None if claimed is None else claimed[1]
-
-
 def _claim_statement(skip_locked: bool) -> Any:
     """The claim, built once per dialect (its cache key is computed once: with the whole row in
     RETURNING, building it per call cost more than running it)."""
@@ -95,8 +86,9 @@ _RETURNING_ROWS = {"synchronize_session": False, "populate_existing": True}
 
 def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
                devices: int = 1) -> tuple[models.Job, Lease] | None:
-    """`claim_next_job`, with the claimed row (the session's identity map holds it only as
-    long as someone does: the claim's inputs are read from it without a second SELECT).
+    """Claim the highest-priority, oldest queued job that fits `devices` (those the worker
+    offers) for `worker_id`: its row and lease, or None. The row comes back from the UPDATE
+    (RETURNING), so the claim's inputs are read from it without a second SELECT.
     PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: under the `BEGIN IMMEDIATE` write lock."""
     now = utcnow()
     lease_id = new_id("ls")

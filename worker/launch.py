@@ -34,14 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from worker.trainer.errors import TrainerError, UserError
-from worker.trainer.hooks import TrainingHooks, TrainingInputs, TrainingResult
+from worker.trainer.hooks import (
+    STOP_CODES,
+    STOP_NAMES,
+    TrainingHooks,
+    TrainingInputs,
+    TrainingResult,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
 WATCH_SECONDS = 0.5  # how often a rank checks that the worker process still runs
-STOP_CODES = {None: 0, "cancel": 1, "handback": 2}
-STOP_NAMES = {code: name for name, code in STOP_CODES.items()}
 KILL_WAIT_SECONDS = 10.0
 GRACE_SECONDS = 30.0  # the other ranks' time to end after rank 0 sent the result
 PRELOAD = ["torch", "transformers", "peft", "safetensors.torch", "loraplane_client.models",

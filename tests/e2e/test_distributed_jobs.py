@@ -75,13 +75,13 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     with LiveServer(tmp / "api", db, env=SERVER_ENV) as server, server.client() as client:
         worker = LiveWorker(server, tmp / "w2", args=TWO_RANKS).start()
         try:
-            yield client, worker, server, {}
+            yield client, worker, server
         finally:
             worker.stop()
 
 
 def test_a_killed_rank_ends_the_attempt_and_the_retry_resumes_to_succeeded(live):
-    client, worker, _, _ = live
+    client, worker, _ = live
     job = client.post("/jobs", json=_spec("killed-rank", steps=60, save_interval=5)).json()
     assert job["devices"] == 2
     ranks = _ranks(worker)
@@ -105,7 +105,7 @@ def test_a_killed_rank_ends_the_attempt_and_the_retry_resumes_to_succeeded(live)
 
 
 def test_cancel_of_a_two_rank_job_stops_both_ranks(live):
-    client, worker, _, _ = live
+    client, worker, _ = live
     job = client.post("/jobs", json=_spec("cancelled", steps=2000, save_interval=-1)).json()
     ranks = _ranks(worker)
     _wait_step(client, job["id"], 3)
@@ -116,12 +116,15 @@ def test_cancel_of_a_two_rank_job_stops_both_ranks(live):
     assert any(line.startswith("cancelled after step") for line in _lines(client, job["id"]))
 
 
-def test_sigterm_hands_a_two_rank_job_back_after_a_checkpoint(live):
-    """The module's worker exits; the next test continues the job."""
-    client, worker, _, shared = live
+def test_sigterm_hands_a_two_rank_job_back_and_a_killed_worker_leaves_no_rank(
+    live, tmp_path: Path
+):
+    """SIGTERM: the job goes back after a checkpoint of both ranks' state, no attempt spent, no
+    rank left (the module's worker exits: this test runs last). A new worker resumes it from
+    that checkpoint; SIGKILL of that worker ends both ranks too (their watchdog)."""
+    client, worker, server = live
     job = client.post("/jobs", json=_spec("handed-back", steps=2000, save_interval=-1)).json()
     ranks = _ranks(worker)
-    shared["handed_back"] = job["id"]
     running = _wait_step(client, job["id"], 3)
     worker.signal(signal.SIGTERM)
     assert worker.wait(60) == 0
@@ -132,22 +135,16 @@ def test_sigterm_hands_a_two_rank_job_back_after_a_checkpoint(live):
     steps = [c["step"] for c in client.get(f"/jobs/{job['id']}/checkpoints").json()["items"]]
     assert steps and max(steps) >= running["progress"]["step"]  # checkpointed where it stopped
 
-
-def test_a_worker_killed_mid_job_leaves_no_rank_behind(live, tmp_path: Path):
-    """After the hand-back above: a new worker resumes that job from its checkpoint; SIGKILL
-    of the worker process ends both ranks too (their watchdog), nothing is left running."""
-    client, _, server, shared = live
-    job = client.get(f"/jobs/{shared['handed_back']}").json()
-    worker = LiveWorker(server, tmp_path / "w3", args=TWO_RANKS).start()
+    second = LiveWorker(server, tmp_path / "w3", args=TWO_RANKS).start()
     try:
-        ranks = _ranks(worker)
-        _wait_step(client, job["id"], job["progress"]["step"] + 2)
-        tree = psutil.Process(worker.proc.pid).children(recursive=True)
-        worker.signal(signal.SIGKILL)
-        worker.wait(30)
+        ranks = _ranks(second)
+        _wait_step(client, job["id"], back["progress"]["step"] + 2)
+        tree = psutil.Process(second.proc.pid).children(recursive=True)
+        second.signal(signal.SIGKILL)
+        second.wait(30)
         assert not _gone(ranks, timeout=15), "a rank outlived its worker"
         assert not _gone(tree, timeout=15), "a process of the worker outlived it"
     finally:
-        worker.stop()
+        second.stop()
     lines = _lines(client, job["id"])
     assert any("resuming from the checkpoint at step" in line for line in lines)

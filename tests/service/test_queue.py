@@ -37,12 +37,12 @@ def _claim_all(url: str, workers: int) -> list[str]:
         try:
             while True:
                 with sessions() as session:
-                    lease = queue.claim_next_job(session, worker_id=f"w{n}", lease_seconds=60)
+                    got = queue.claim_next(session, worker_id=f"w{n}", lease_seconds=60)
                     session.commit()
-                if lease is None:
+                if got is None:
                     return
                 with lock:
-                    claimed.append(lease.job.id)
+                    claimed.append(got[1].job.id)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

@@ -36,13 +36,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from worker.trainer.hooks import STOP_CODES, STOP_NAMES
+
 # A collective waits this long for a missing rank before it fails. Long, because the other
 # ranks wait at their next collective while rank 0 uploads a checkpoint (a large model's can
 # take many minutes); a dead rank is noticed within a tenth of a second by the launcher's
 # supervisor, which watches the processes and ends the group itself.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
-STOP_CODES = {None: 0, "cancel": 1, "handback": 2}
-STOP_NAMES = {code: name for name, code in STOP_CODES.items()}
 STRATEGIES = ("full_shard", "shard_grad_op", "no_shard")
 
 

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 StopRequest = Literal["cancel", "handback"]
+# A stop request as one integer (shared memory, a broadcast tensor); a cancel outranks a
+# hand-back.
+STOP_CODES: dict[StopRequest | None, int] = {None: 0, "cancel": 1, "handback": 2}
+STOP_NAMES = {code: name for name, code in STOP_CODES.items()}
 
 
 class TrainingHooks(Protocol):
@@ -25,6 +29,26 @@ class TrainingHooks(Protocol):
 
     def should_stop(self) -> StopRequest | None:
         """Polled after every optimizer step: None, "cancel" or "handback"."""
+
+
+class MetricsHooks:
+    """Hooks for a run with no server behind it (a benchmark, a script): each step's metrics
+    are kept in `metrics`; logs and checkpoints are let go; the run is never stopped."""
+
+    def __init__(self) -> None:
+        self.metrics: list[dict[str, float]] = []
+
+    def log(self, message: str) -> None:
+        pass
+
+    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        self.metrics.append(metrics)
+
+    def checkpoint(self, step: int, directory: Path) -> None:
+        pass
+
+    def should_stop(self) -> StopRequest | None:
+        return None
 
 
 @dataclass(frozen=True)

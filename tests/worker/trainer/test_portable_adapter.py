@@ -22,16 +22,10 @@ from worker.trainer.adapter_config import (
     base_model_reference,
     portable_adapter_config,
 )
+from worker.trainer.hooks import MetricsHooks
 from worker.trainer.loop import TrainingSession
 
 PROMPT = [256, *b"reverse: cat\n"]
-
-
-class _QuietHooks:
-    def log(self, message: str) -> None: ...
-    def progress(self, step: int, total: int, metrics: dict[str, float]) -> None: ...
-    def checkpoint(self, step: int, directory: Path) -> None: ...
-    def should_stop(self) -> None: ...
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> P
         base_model_dir=demo_model_dir, train_files=[demo_dataset_path()], val_files=[],
         init_adapter_dir=None, resume_dir=None, work_dir=work / "work", device="cpu",
     )  # fmt: skip
-    result = TrainingSession(worker_spec(spec), inputs, _QuietHooks()).run()
+    result = TrainingSession(worker_spec(spec), inputs, MetricsHooks()).run()
     return Path(shutil.copytree(result.output_dir, work / "adapter"))
 
 
