@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,12 +37,20 @@ class QueueCollector(Collector):
 
 
 def install(app: FastAPI) -> CollectorRegistry:
-    """A registry of this app's metrics, and the (plain ASGI) middleware that feeds it."""
+    """A registry of this app's metrics, and the (plain ASGI) middleware that feeds it.
+
+    Under `serve --api-processes N` (PROMETHEUS_MULTIPROC_DIR set by `serve` before the API
+    processes start), each process writes its counts to files there and a scrape, whichever
+    process answers it, adds up those of all of them (prometheus_client's multiprocess mode)."""
     registry = CollectorRegistry()
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    own = None if shared else registry  # multiprocess: counted in files, read by the collector
     requests = Counter("loraplane_http_requests_total", "HTTP requests",
-                       ["method", "route", "status"], registry=registry)
+                       ["method", "route", "status"], registry=own)
     latency = Histogram("loraplane_http_request_seconds", "HTTP request latency (until headers)",
-                        ["method", "route"], registry=registry)
+                        ["method", "route"], registry=own)
+    if shared:
+        MultiProcessCollector(registry, path=shared)
     registry.register(QueueCollector(app))
     app.add_middleware(_Measure, requests=requests, latency=latency)
     return registry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -21,6 +22,19 @@ from tests.live import LiveServer
 # The local PostgreSQL the test suite uses (trust auth); a throw-away database per run.
 PG_ADMIN = os.environ.get("LORAPLANE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LEASE_HEADER = "X-Loraplane-Lease"
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   request: bytes) -> tuple[int, bytes]:
+    """One written-out HTTP/1.1 request on a keep-alive connection, and its (status, body):
+    a client that costs little next to the server it measures."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return int(head[9:12]), await reader.readexactly(length)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -27,6 +27,7 @@ from _common import (
     ROOT,
     admin_token,
     client,
+    exchange,
     live_server,
     machine,
     percentile,
@@ -82,14 +83,7 @@ async def hammer(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while (now := time.perf_counter()) < stop_at:
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                await reader.readexactly(length)
-                status = int(head[9:12])
+                status, _ = await exchange(reader, writer, request)
                 if now >= measure_from:
                     latencies.append(time.perf_counter() - now)
                     if status != 200:

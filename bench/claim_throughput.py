@@ -6,10 +6,13 @@ little next to the server) speaking the worker protocol with the worker token:
 `POST /worker/claim` (no wait), then `POST /worker/jobs/{id}/fail` with `retryable: false`, the
 "finish" of an empty job; a worker stops when a claim finds the queue empty. The jobs are
 submitted before the clock starts. Baseline, in the same run: the same number of jobs drained
-by 1 worker. Checks: every job claimed exactly once (no double runs), every finish accepted
-(no lost lease), nothing left queued or running.
+by 1 worker. Then the 16 workers again against `serve --api-processes N` (a second server on
+a database of its own; the kernel spreads the connections among its processes). Checks: every
+job claimed exactly once (no double runs), every finish accepted (no lost lease), nothing
+left queued or running.
 
-    python bench/claim_throughput.py [--quick] [--jobs 400] [--workers 16] [--engine postgresql]
+    python bench/claim_throughput.py [--quick] [--jobs 400] [--workers 16]
+                                     [--api-processes 2] [--engine postgresql]
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LEASE_HEADER, client, live_server, machine, percentile, worker_headers
+from _common import (
+    LEASE_HEADER,
+    client,
+    exchange,
+    live_server,
+    machine,
+    percentile,
+    worker_headers,
+)
 
 SPEC = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "lora_rank": 4}}}
 
@@ -55,20 +66,23 @@ def warm_up(server) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """CPU seconds of the server process and its API processes."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 async def _call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes,
                 body: bytes) -> tuple[int, bytes]:
-    """One HTTP/1.1 request on a keep-alive connection: (status, body)."""
-    writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    answer = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in answer.split(b"\r\n")[1:]:
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    return int(answer[9:12]), await reader.readexactly(length)
+    """A POST of `body` after the request line and headers `head`: (status, body)."""
+    return await exchange(reader, writer,
+                          head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
 
 def drain(server, workers: int) -> dict:
@@ -155,34 +169,47 @@ def check(server, submitted: set[str], result: dict, label: str) -> None:
                 raise SystemExit(f"{label}: a job is still {state}: {left[0]['id']}")
 
 
+def run(server, jobs: int, workers: int, label: str) -> dict:
+    submitted = submit(server, jobs)
+    result = drain(server, workers)
+    check(server, submitted, result, label)
+    return result
+
+
+def describe(result: dict, jobs: int) -> str:
+    return (f"{jobs / result['elapsed']:.0f} jobs/s (claim+finish p50 "
+            f"{percentile(result['latencies'], 0.5) * 1e3:.1f} ms, p99 "
+            f"{percentile(result['latencies'], 0.99) * 1e3:.1f} ms, API at "
+            f"{result['server_cpu'] * 100:.0f}% of a core)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="150 jobs per side (make bench)")
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--api-processes", type=int, default=2)
     parser.add_argument("--engine", choices=["postgresql", "sqlite"], default="postgresql")
     args = parser.parse_args()
     if args.quick:
         args.jobs = 150
     with live_server(args.engine) as server:
         warm_up(server)
-        results = {}
-        for label, workers in (("baseline", 1), ("concurrent", args.workers)):
-            submitted = submit(server, args.jobs)
-            results[label] = drain(server, workers)
-            check(server, submitted, results[label], label)
-    one, many = results["baseline"], results["concurrent"]
-    rate_1 = args.jobs / one["elapsed"]
-    rate_n = args.jobs / many["elapsed"]
+        one = run(server, args.jobs, 1, "baseline")
+        many = run(server, args.jobs, args.workers, "concurrent")
+    env = {"LORAPLANE_API_PROCESSES": str(args.api_processes)}
+    with live_server(args.engine, env=env) as server:
+        warm_up(server)
+        spread = run(server, args.jobs, args.workers, f"{args.api_processes} API processes")
+    rate = {k: args.jobs / r["elapsed"] for k, r in (("one", one), ("many", many),
+                                                      ("spread", spread))}
     print(
-        f"claim_throughput[{args.engine}]: {args.workers} workers {rate_n:.0f} jobs/s "
-        f"(claim+finish p50 {percentile(many['latencies'], 0.5) * 1e3:.1f} ms, p99 "
-        f"{percentile(many['latencies'], 0.99) * 1e3:.1f} ms, API process at "
-        f"{many['server_cpu'] * 100:.0f}% of a core) vs 1 worker {rate_1:.0f} jobs/s "
-        f"(p50 {percentile(one['latencies'], 0.5) * 1e3:.1f} ms, API at "
-        f"{one['server_cpu'] * 100:.0f}%); ratio {rate_n / rate_1:.2f}x; "
-        f"{args.jobs} jobs each (per worker {min(many['shares'])}-{max(many['shares'])}), "
-        f"every job claimed exactly once: 0 double runs, 0 lost "
+        f"claim_throughput[{args.engine}]: {args.workers} workers, 1 API process "
+        f"{describe(many, args.jobs)} vs 1 worker {describe(one, args.jobs)}; ratio "
+        f"{rate['many'] / rate['one']:.2f}x; {args.workers} workers, {args.api_processes} API "
+        f"processes {describe(spread, args.jobs)}: {rate['spread'] / rate['many']:.2f}x one "
+        f"process; {args.jobs} jobs each (per worker {min(many['shares'])}-"
+        f"{max(many['shares'])}), every job claimed exactly once: 0 double runs, 0 lost "
         f"leases; {machine()}"
     )
 

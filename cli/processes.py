@@ -29,11 +29,14 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Local worker processes to start [LORAPLANE_WORKERS].")
     ] = None,
+    api_processes: Annotated[
+        int | None, typer.Option(help="API processes on the one port [LORAPLANE_API_PROCESSES].")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the API (migrating the database first), the demo base model, and local workers."""
     from api.app import create_app
-    from cli.embedded import EmbeddedServer
+    from cli.embedded import EmbeddedServer, serve_processes
     from service.settings import Settings
     from worker.demo import ensure_demo_model
 
@@ -42,19 +45,23 @@ def serve(
     _set_env("DATA_DIR", data_dir)
     _set_env("DATABASE_URL", database_url)
     _set_env("WORKERS", workers)
-    _logging(log_level)
+    _set_env("API_PROCESSES", api_processes)
+    configure_logging(log_level)
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     demo = ensure_demo_model(settings.models_dir)
     typer.echo(f"loraplane: data in {settings.data_dir}, database {_safe_url(settings.database_url)}")
     typer.echo(f"loraplane: demo base model ready as 'demo-tiny-llama' ({demo})")
+    processes = (f"{settings.api_processes} API processes, "
+                 if settings.api_processes > 1 else "")
     typer.echo(f"loraplane: API on http://{settings.host}:{settings.port}  (docs at /docs), "
-               f"{settings.workers} local worker(s)")
-    app_ = create_app(settings)
-    server = EmbeddedServer(app_, settings, log_level=log_level)
+               f"{processes}{settings.workers} local worker(s)")
     typer.echo(f"loraplane: admin token in {settings.data_dir / 'admin.token'} (mode 0600); "
                "the CLI and SDK read it from there or from LORAPLANE_TOKEN")
-    server.run()
+    if settings.api_processes > 1:
+        serve_processes(settings, log_level=log_level)
+        return
+    EmbeddedServer(create_app(settings, freeze_gc=True), settings, log_level=log_level).run()
 
 
 def migrate(
@@ -99,7 +106,7 @@ def worker(
     from service.settings import Settings
     from worker import Worker, WorkerOptions
 
-    _logging(log_level)
+    configure_logging(log_level)
     settings = Settings()
     options = WorkerOptions(
         server=server,
@@ -117,7 +124,7 @@ def worker(
     runner.run()
 
 
-def _logging(level: str) -> None:
+def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

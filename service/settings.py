@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         "use uploaded datasets).",
     )
     workers: int = Field(1, ge=0, description="Embedded worker processes `serve` starts.")
+    api_processes: int = Field(
+        1, ge=1, le=64, description="API processes `serve` runs on its one port (the kernel "
+        "spreads connections among them; each holds a database pool of its own)."
+    )
     admin_token: str | None = Field(
         None, description="Register this admin token at start (else one is made on first start "
         "and written to data_dir/admin.token, mode 0600)."

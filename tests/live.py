@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 
 def free_port() -> int:
@@ -75,9 +77,17 @@ class LiveServer:
             return None
 
     def kill(self) -> None:
-        """SIGKILL the server and every process it started (its local workers)."""
+        """SIGKILL the server and every process it started: its local workers (its process
+        group) and its API processes (`--api-processes`: groups of their own)."""
         if self.proc is not None and self.proc.poll() is None:
+            try:
+                descendants = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                descendants = []
             os.killpg(self.proc.pid, signal.SIGKILL)
+            for child in descendants:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
             self.proc.wait()
 
     def __enter__(self) -> LiveServer:
