@@ -151,7 +151,7 @@ async def _housekeeping_forever(state: AppState) -> None:
         await asyncio.sleep(interval)
         try:
             if await run_in_threadpool(sweep):
-                state.new_work.notify()
+                state.new_work.notify_all()
             if time.monotonic() >= next_blob_sweep:
                 next_blob_sweep = time.monotonic() + BLOB_SWEEP_SECONDS
                 await run_in_threadpool(sweep_blobs)

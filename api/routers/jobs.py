@@ -90,7 +90,7 @@ async def submit_job(
 
     job, replayed = await run_in_threadpool(submit)
     if not replayed:
-        state.new_work.notify()
+        state.new_work.notify(job.devices)
     response.headers["Location"] = f"/jobs/{job.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -29,6 +29,7 @@ from service.schemas import (
     HeartbeatReply,
     Job,
     JobFailure,
+    JobState,
     Release,
     Report,
     Role,
@@ -74,7 +75,8 @@ async def claim(body: ClaimRequest, request: Request, state: StateDep) -> Claim 
         if remaining <= 0 or await request.is_disconnected():
             return Response(status_code=204)
         # Woken at once by a submit in this process; the poll covers other API replicas.
-        await state.new_work.wait(min(remaining, settings.queue_poll_seconds))
+        await state.new_work.wait(min(remaining, settings.queue_poll_seconds),
+                                  devices=body.devices)
 
 
 async def in_transaction(state: AppState, write: Callable[[Session], T]) -> T:
@@ -124,7 +126,8 @@ async def release(job_id: str, body: Release, lease: LeaseHeader, state: StateDe
             return job
 
     job = await run_in_threadpool(run)
-    state.new_work.notify()
+    if job.state == JobState.queued:  # not a cancel that won
+        state.new_work.notify(job.devices)
     return job
 
 

@@ -29,8 +29,24 @@ class ParsedSpec:
     ignored_keys: list[str]
 
 
+def _plain(value: Any) -> bool:
+    """Nothing for OmegaConf to do: string keys, JSON values, no `${` in any string (an
+    interpolation, or an escaped one OmegaConf would unescape)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and "${" not in k and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, str):
+        return "${" not in value
+    return value is None or isinstance(value, bool | int | float)
+
+
 def _resolve(document: dict[str, Any]) -> dict[str, Any]:
-    """Resolve `${...}` interpolations inside the used sections (others are left alone)."""
+    """Resolve `${...}` interpolations inside the used sections (others are left alone). A
+    plain document (most of them) is already resolved: OmegaConf would build and walk a
+    config of it to give back equal values, a third of a submit's time."""
+    if _plain(document):
+        return document
     try:
         config = OmegaConf.create(document)
         return {

@@ -284,6 +284,32 @@ def test_an_unresolvable_interpolation_is_refused(value: str, message: str) -> N
     assert invalid({"actor": {"model": {**MODEL, "lora_rank": value}}}).message == message
 
 
+@pytest.mark.parametrize("document", [
+    {"actor": {"model": MODEL, "optim": {"lr": 1e-4, "betas": [0.9, 0.99]}}},
+    {"actor": {"model": {**MODEL, "lora_alpha": 16.5, "target_modules": ["q_proj", "v_proj"]}},
+     "runner": {"experiment_name": "café $HOME {braces} $", "max_steps": None},
+     "data": {"train_data_paths": [[], {}, [{"nested": True}]]}},
+    {"actor": {"model": MODEL}, "hydra": {"run": {"dir": "${oc.env:HOME}"}}},  # not plain
+    {"actor": {"model": {**MODEL, "model_path": "a\\${escaped}"}}},  # OmegaConf unescapes it
+    {"actor": {"model": MODEL}, "cluster": {1: "int key"}},  # not plain: OmegaConf decides
+])
+def test_resolving_gives_what_omegaconf_gives(document: dict[str, Any]) -> None:
+    """A plain document skips OmegaConf (service/spec/parse.py: `_plain`); any document
+    resolves to exactly what OmegaConf's own walk gives."""
+    from omegaconf import OmegaConf
+
+    from service.spec.parse import USED_SECTIONS, _resolve
+
+    config = OmegaConf.create(document)
+    expected = {key: OmegaConf.to_container(config[key], resolve=True)
+                if key in USED_SECTIONS and OmegaConf.is_config(config[key]) else document[key]
+                for key in document}
+    resolved = _resolve(document)
+    assert resolved == expected
+    assert json.dumps(resolved, sort_keys=True, default=repr) == json.dumps(
+        expected, sort_keys=True, default=repr)  # types too (1 vs 1.0 vs True)
+
+
 # -------------------------------------------------------------------------- validation
 
 
