@@ -9,14 +9,33 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
 def _set_env(name: str, value: object | None) -> None:
     if value is not None:
         os.environ[f"LORAPLANE_{name}"] = str(value)
+
+
+def _settings() -> Settings:
+    """The settings from the environment (and the options set into it); a bad value is a
+    usage error naming its variable, not a traceback."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "LORAPLANE_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            typer.echo(f"loraplane: {name}={error.get('input')!r}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
 
 
 def serve(
@@ -37,7 +56,6 @@ def serve(
     """Run the API (migrating the database first), the demo base model, and local workers."""
     from api.app import create_app
     from cli.embedded import EmbeddedServer, serve_processes
-    from service.settings import Settings
     from worker.demo import ensure_demo_model
 
     _set_env("HOST", host)
@@ -47,7 +65,7 @@ def serve(
     _set_env("WORKERS", workers)
     _set_env("API_PROCESSES", api_processes)
     configure_logging(log_level)
-    settings = Settings()
+    settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     demo = ensure_demo_model(settings.models_dir)
     typer.echo(f"loraplane: data in {settings.data_dir}, database {_safe_url(settings.database_url)}")
@@ -72,10 +90,9 @@ def migrate(
     """Upgrade the database schema to the newest migration, then exit."""
     from db.engine import make_engine
     from db.migrate import current_revision, upgrade
-    from service.settings import Settings
 
     _set_env("DATABASE_URL", database_url)
-    settings = Settings()
+    settings = _settings()
     engine = make_engine(settings.database_url)
     upgrade(engine)
     typer.echo(f"database {_safe_url(settings.database_url)} at {current_revision(engine)}")
@@ -103,11 +120,10 @@ def worker(
     """Claim and run training jobs from a loraplane server until stopped (SIGTERM hands back)."""
     import signal
 
-    from service.settings import Settings
     from worker import Worker, WorkerOptions
 
     configure_logging(log_level)
-    settings = Settings()
+    settings = _settings()
     options = WorkerOptions(
         server=server,
         token=token,

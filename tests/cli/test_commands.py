@@ -311,3 +311,15 @@ def test_sample_prints_the_completions_greedy_twice_alike(server: LiveServer, fi
     shown = run(server, "sample", "cli-demo:1", "-p", "hello", "--max-new-tokens", "4")
     assert shown.exit_code == 0 and "hello" in shown.stdout
     assert run(server, "sample", "cli-demo:1").exit_code != 0  # no --prompt
+
+
+def test_a_bad_setting_is_a_usage_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve`, `migrate` and `worker` read their settings first: a bad option or variable
+    exits 2 with the variable's name, before anything starts (no traceback)."""
+    monkeypatch.setenv("LORAPLANE_API_PROCESSES", "1")  # restored after: serve sets it
+    bad = CliRunner().invoke(app, ["serve", "--api-processes", "0"])
+    assert bad.exit_code == 2, bad.output
+    assert "LORAPLANE_API_PROCESSES='0': Input should be greater than or equal to 1" in bad.stderr
+    assert "Traceback" not in bad.output
+    bad = CliRunner().invoke(app, ["migrate"], env={"LORAPLANE_LEASE_SECONDS": "soon"})
+    assert bad.exit_code == 2 and "LORAPLANE_LEASE_SECONDS='soon'" in bad.stderr, bad.output
