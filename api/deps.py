@@ -42,7 +42,7 @@ class WorkSignal:
     (`queue_poll_seconds`)."""
 
     def __init__(self) -> None:
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (devices offered), oldest first
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (devices offered, waiter), oldest first
 
     def notify(self, devices: int | None = None) -> None:
         """A job needing `devices` (None: one) is queued: wake the oldest waiter it fits."""
