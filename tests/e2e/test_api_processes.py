@@ -33,6 +33,10 @@ def _api_processes(server: LiveServer) -> list[psutil.Process]:
             if "multiprocessing.spawn" in " ".join(p.cmdline())]
 
 
+def _workers(server: LiveServer) -> list[psutil.Process]:
+    return [p for p in psutil.Process(server.proc.pid).children() if "worker" in p.cmdline()]
+
+
 def _requests_counted(client: httpx.Client, route: str) -> float:
     text = client.get("/metrics").text
     return sum(float(m.group(1)) for m in re.finditer(
@@ -59,8 +63,10 @@ def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
     with server:
         apis = _wait(lambda: len(_api_processes(server)) == 2 and _api_processes(server), 60,
                      "two API processes")
-        workers = [p for p in psutil.Process(server.proc.pid).children()
-                   if "worker" in p.cmdline()]
+        # The local worker starts once an API process answers /healthz, a moment after
+        # the API processes themselves: wait for it, then count exactly one.
+        _wait(lambda: _workers(server), 60, "the local worker")
+        workers = _workers(server)
         assert len(workers) == 1, [p.cmdline() for p in workers]
         tree = [server.proc.pid, *(p.pid for p in apis), workers[0].pid]
 
