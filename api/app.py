@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True,
     """Build the API; `migrate` prepares the database (`prepare_database`) before serving;
     `freeze_gc` (the server commands) moves what start-up built out of the collector's way."""
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -40,8 +40,13 @@ def _sqlite_begin(conn: Any) -> None:
         "BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine configured for its backend (WAL + busy timeout + FKs on SQLite)."""
+# Connections a PostgreSQL pool opens beyond `pool_size` while busy, closed on their return.
+MAX_OVERFLOW = 20
+
+
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+    """An engine configured for its backend (WAL + busy timeout + FKs on SQLite); on
+    PostgreSQL a pool keeping `pool_size` connections (`LORAPLANE_DATABASE_POOL_SIZE`)."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         database = make_url(url).database
@@ -51,7 +56,7 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=MAX_OVERFLOW)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

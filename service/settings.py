@@ -17,6 +17,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".loraplane"), description="Root for the SQLite file, artifacts, models.")
     database_url: str = Field("", description="SQLAlchemy URL; default: SQLite under data_dir.")
+    database_pool_size: int = Field(
+        20, ge=1, le=500,
+        description="PostgreSQL connections each API process keeps open (up to 20 more while "
+        "busy, closed as they come back). Concurrent requests beyond it open and close a "
+        "connection each, a fork on the database server.",
+    )
     host: str = "127.0.0.1"
     public_url: str | None = Field(
         None,
