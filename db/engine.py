@@ -51,10 +51,11 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """Ping a pooled connection before use only if it sat idle `idle_seconds` or more: what
     closes connections behind the pool's back (a database restart, an idle timeout in a
     proxy or firewall) finds idle ones, and a connection in steady use is not worth a round
-    trip per checkout (SQLAlchemy's `pool_pre_ping` pings every one: on a busy API, a fifth
-    of the statements of a `GET /adapters/{id}`). A dead connection found by the ping
-    invalidates the pool, as `pool_pre_ping` does, and the checkout takes a new one; one that
-    died while in use fails its request (503), and the pool is invalidated then."""
+    trip per checkout (SQLAlchemy's `pool_pre_ping` pings every one: a `GET /adapters/{id}`,
+    one checkout, then cost a round trip more than its three statements). A dead connection
+    found by the ping invalidates the pool, as `pool_pre_ping` does, and the checkout takes a
+    new one; one in steady use when the database went away fails its request (503, which
+    workers send again: worker/client.py), and the pool is invalidated then."""
     dialect = engine.dialect
 
     @event.listens_for(engine.pool, "checkin")

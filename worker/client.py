@@ -95,20 +95,27 @@ class WorkerClient:
             self._long_poll.get_httpx_client().close()
 
     def _request(self, what: str, call: Callable[[], Response[Any]]) -> Response[Any]:
-        """Send, retrying while the server is unreachable (restarts, brief outages) for up to
-        `retry_seconds`; a lease that ran out meanwhile comes back as LeaseLost."""
+        """Send, retrying for up to `retry_seconds` while the server is unreachable or answers
+        503 (restarts, brief outages; a 503 is a request that did not get through to its
+        database, e.g. one on a connection a database restart cut); a lease that ran out
+        meanwhile comes back as LeaseLost."""
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.2
         while True:
             try:
-                return self._check(what, call())
+                response = call()
             except httpx.TransportError as exc:
                 if time.monotonic() + pause > deadline:
                     raise ServerError(f"{what}: server unreachable ({exc})",
                                       code="server_unreachable") from exc
-                log.warning("%s: %s; retrying in %.1f s", what, exc, pause)
-                time.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                reason: object = exc
+            else:
+                if int(response.status_code) != 503 or time.monotonic() + pause > deadline:
+                    return self._check(what, response)
+                reason = f"503 {ApiError.from_response(503, response.content).detail}"
+            log.warning("%s: %s; retrying in %.1f s", what, reason, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     @staticmethod
     def _check(what: str, response: Response[Any]) -> Response[Any]:
