@@ -92,17 +92,17 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(pg_database: s
 
 def test_a_connection_in_steady_use_is_not_pinged(pg_database: str):
     """Back in the pool for less than `ping_idle_seconds`: handed out without a round trip,
-    so a connection killed a moment ago fails its first statement (the pool is invalidated
-    then and the next checkout connects again). With a ping on every checkout (SQLAlchemy's
-    `pool_pre_ping`) the first statement would have succeeded."""
+    so a connection killed a moment ago fails its first statement, and the next checkout
+    connects again. With a ping on every checkout (SQLAlchemy's `pool_pre_ping`) the first
+    statement would have succeeded. (Whether the failure invalidates the whole pool depends
+    on how far psycopg had read the server's goodbye: not asserted.)"""
     engine = make_engine(pg_database, ping_idle_seconds=60)
     try:
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         _kill_server_side(pg_database, pid)
-        with pytest.raises(DBAPIError) as failed, engine.connect() as conn:
+        with pytest.raises(DBAPIError), engine.connect() as conn:
             conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        assert failed.value.connection_invalidated
         with engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
     finally:

@@ -28,13 +28,24 @@ LONG = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "l
         "runner": {"max_steps": 100000, "save_interval": 20}}
 
 
+def _children(server: LiveServer) -> list[tuple[psutil.Process, list[str]]]:
+    """`serve`'s live children and their command lines; a child killed but not yet reaped
+    (a zombie) or gone meanwhile is left out."""
+    found = []
+    for child in psutil.Process(server.proc.pid).children():
+        try:
+            found.append((child, child.cmdline()))
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
+
+
 def _api_processes(server: LiveServer) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server.proc.pid).children()
-            if "multiprocessing.spawn" in " ".join(p.cmdline())]
+    return [p for p, cmdline in _children(server) if "multiprocessing.spawn" in " ".join(cmdline)]
 
 
 def _workers(server: LiveServer) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server.proc.pid).children() if "worker" in p.cmdline()]
+    return [p for p, cmdline in _children(server) if "worker" in cmdline]
 
 
 def _requests_counted(client: httpx.Client, route: str) -> float:
