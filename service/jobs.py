@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import null, select
+from sqlalchemy import Row, bindparam, insert, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,8 +42,8 @@ JOB_EVENTS = {JobState.succeeded: WebhookEvent.job_succeeded,
               JobState.cancelled: WebhookEvent.job_cancelled}
 
 
-def to_job(row: models.Job) -> Job:
-    """The public view of a job row."""
+def to_job(row: models.Job | Row | SimpleNamespace) -> Job:
+    """The public view of a job row (an ORM object, or a row read by a Core statement)."""
     return from_row(Job, row, progress=Progress(step=row.progress_step, total=row.progress_total))
 
 
@@ -54,23 +56,65 @@ def add_event(session: Session, job_id: str, kind: str, data: dict[str, Any]) ->
     session.add(models.JobEvent(job_id=job_id, kind=kind, data=data, created_at=utcnow()))
 
 
+def transition(job_id: str, old: str, new: JobState) -> dict[str, Any]:
+    """The columns a move from `old` to `new` sets; 409 unless TRANSITIONS allows it."""
+    if new not in TRANSITIONS[JobState(old)]:
+        raise Conflict(f"job {job_id} cannot move from {old} to {new.value}",
+                       code="invalid_transition")
+    now = utcnow()
+    values: dict[str, Any] = {"state": new.value, "updated_at": now}
+    if new in TERMINAL_STATES:
+        values.update(finished_at=now, lease_id=None, lease_expires_at=None)
+    return values
+
+
 def record_state(session: Session, row: models.Job, new: JobState, **detail: Any) -> None:
     """Move a job to a new state (one that TRANSITIONS allows) and log the change as an event."""
     old = row.state
-    if new not in TRANSITIONS[JobState(old)]:
-        raise Conflict(f"job {row.id} cannot move from {old} to {new.value}",
-                       code="invalid_transition")
-    row.state = new.value
-    now = utcnow()
-    row.updated_at = now
-    if new in TERMINAL_STATES:
-        row.finished_at = now
-        row.lease_id = None
-        row.lease_expires_at = None
+    for column, value in transition(row.id, old, new).items():
+        setattr(row, column, value)
     add_event(session, row.id, "state", {"from": old, "to": new.value, **detail})
+    _notify(session, row.project, new, lambda: to_job(row))
+
+
+def _notify(session: Session, project: str, new: JobState, view: Callable[[], Job]) -> None:
     if new in JOB_EVENTS:  # webhooks: the outbox row commits with the state change
-        enqueue(session, project=row.project, event=JOB_EVENTS[new],
-                data=lambda: to_job(row).model_dump(mode="json"))
+        enqueue(session, project=project, event=JOB_EVENTS[new],
+                data=lambda: view().model_dump(mode="json"))
+
+
+# The worker protocol's frequent state changes (a claim, a finish) are written with Core
+# statements built once, on rows read by Core statements: no ORM object or unit of work on
+# the hot path (BENCHMARKS.md, claim throughput). The columns such a change can write:
+_JOBS = models.Job.__table__
+STATE_COLUMNS = ("state", "updated_at", "finished_at", "worker_id", "lease_id",
+                 "lease_expires_at", "error", "attempt")
+_SET_STATE = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("changed_job"))
+    .values({name: bindparam(f"new_{name}", type_=_JOBS.c[name].type) for name in STATE_COLUMNS})
+)
+_ADD_EVENT = insert(models.JobEvent.__table__)
+
+
+def insert_event(session: Session, job_id: str, kind: str, data: dict[str, Any]) -> None:
+    """`add_event` as a statement of its own, sent now (for rows written without the ORM)."""
+    session.connection().execute(_ADD_EVENT, {"job_id": job_id, "kind": kind, "data": data,
+                                              "created_at": utcnow()})
+
+
+def write_state(session: Session, row: Row, new: JobState, changes: dict[str, Any] | None = None,
+                **detail: Any) -> Job:
+    """`record_state` for a row read by a Core statement, which the caller holds locked (the
+    lease fence): the state columns, with `changes` (of STATE_COLUMNS) beside the move, in
+    one UPDATE; its event; its webhook messages. Returns the job as it now is."""
+    values = {**row._mapping, **(changes or {}), **transition(row.id, row.state, new)}
+    session.connection().execute(
+        _SET_STATE, {"changed_job": row.id, **{f"new_{c}": values[c] for c in STATE_COLUMNS}})
+    insert_event(session, row.id, "state", {"from": row.state, "to": new.value, **detail})
+    job = to_job(SimpleNamespace(**values))
+    _notify(session, row.project, new, lambda: job)
+    return job
 
 
 def cancel_if_requested(session: Session, row: models.Job, reason: str) -> bool:

@@ -13,14 +13,21 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db import models
 from db.base import UTCDateTime, utcnow
 from service.errors import LeaseLost
 from service.ids import new_id
-from service.jobs import add_event, cancel_if_requested, record_state, to_job
+from service.jobs import (
+    add_event,
+    cancel_if_requested,
+    insert_event,
+    record_state,
+    to_job,
+    write_state,
+)
 from service.schemas import (
     ACTIVE_STATES,
     HeartbeatReply,
@@ -37,10 +44,14 @@ log = logging.getLogger(__name__)
 ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 
 
+_JOBS = models.Job.__table__
+
+
 def _claim_statement(skip_locked: bool) -> Any:
     """The claim, built once per dialect (its cache key is computed once: with the whole row in
-    RETURNING, building it per call cost more than running it)."""
-    job = models.Job
+    RETURNING, building it per call cost more than running it). A Core statement: the row
+    comes back as columns, not as an ORM object (service/jobs.py, `write_state`)."""
+    job = _JOBS.c
     pick = (
         select(job.id)
         .where(job.state == JobState.queued.value,
@@ -51,7 +62,7 @@ def _claim_statement(skip_locked: bool) -> Any:
     if skip_locked:
         pick = pick.with_for_update(skip_locked=True)
     return (
-        update(job)
+        update(_JOBS)
         .where(job.id == pick.scalar_subquery(), job.state == JobState.queued.value)
         .values(
             state=JobState.running.value,
@@ -63,12 +74,13 @@ def _claim_statement(skip_locked: bool) -> Any:
             started_at=func.coalesce(job.started_at,
                                      bindparam("claimed_at", type_=UTCDateTime())),
         )
-        .returning(job)
+        .returning(*_JOBS.c)
     )
 
 
-# The fence of every worker write after the claim; built once, like the claim.
-_FENCE = (
+# The fence of every worker write after the claim; built once, like the claim. `_FENCE`
+# returns the row into the session (an ORM object), `_FENCE_ROW` as columns (the hot path).
+_FENCED = (
     update(models.Job)
     .where(
         models.Job.id == bindparam("fenced_job"),
@@ -77,54 +89,74 @@ _FENCE = (
         models.Job.lease_expires_at >= bindparam("fenced_at", type_=UTCDateTime()),
     )
     .values(updated_at=bindparam("fenced_at", type_=UTCDateTime()))
-    .returning(models.Job)
 )
+_FENCE = _FENCED.returning(models.Job)
+_FENCE_ROW = _FENCED.returning(*_JOBS.c)
+_HEARTBEAT = _FENCED.values(lease_expires_at=bindparam("renewed_until", type_=UTCDateTime())
+                            ).returning(_JOBS.c.state)
 _CLAIM = {skip_locked: _claim_statement(skip_locked) for skip_locked in (False, True)}
 # The whole row comes back from these UPDATEs (RETURNING) into the session: no read after them.
 _RETURNING_ROWS = {"synchronize_session": False, "populate_existing": True}
 
 
 def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
-               devices: int = 1) -> tuple[models.Job, Lease] | None:
+               devices: int = 1) -> tuple[Row, Lease] | None:
     """Claim the highest-priority, oldest queued job that fits `devices` (those the worker
-    offers) for `worker_id`: its row and lease, or None. The row comes back from the UPDATE
-    (RETURNING), so the claim's inputs are read from it without a second SELECT.
+    offers) for `worker_id`: its row (columns) and lease, or None. The row comes back from the
+    UPDATE (RETURNING), so the claim's inputs are read from it without a second SELECT.
     PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: under the `BEGIN IMMEDIATE` write lock."""
     now = utcnow()
     lease_id = new_id("ls")
     expires = now + timedelta(seconds=lease_seconds)
-    statement = _CLAIM[session.get_bind().dialect.name == "postgresql"]
-    row = session.scalars(statement, {
+    connection = session.connection()
+    row = connection.execute(_CLAIM[connection.dialect.name == "postgresql"], {
         "offered_devices": devices, "claiming_worker": worker_id, "new_lease": lease_id,
         "new_expiry": expires, "claimed_at": now,
-    }, execution_options=_RETURNING_ROWS).one_or_none()
+    }).one_or_none()
     if row is None:
         return None
-    add_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
-                                          "worker_id": worker_id, "attempt": row.attempt})
-    session.flush()
+    insert_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
+                                             "worker_id": worker_id, "attempt": row.attempt})
     return row, Lease(job=to_job(row), lease_id=lease_id, lease_expires_at=expires,
                       lease_seconds=lease_seconds, heartbeat_seconds=max(lease_seconds / 3, 0.05))
+
+
+def _fence_params(job_id: str, lease_id: str) -> dict[str, Any]:
+    return {"fenced_job": job_id, "fence_lease": lease_id, "fenced_at": utcnow()}
+
+
+def _lease_lost(job_id: str, lease_id: str) -> LeaseLost:
+    return LeaseLost(f"lease {lease_id} no longer holds job {job_id}; abandon it")
 
 
 def fenced_row(session: Session, job_id: str, lease_id: str) -> models.Job:
     """The job row, locked, if `lease_id` is its current, unexpired lease; else LeaseLost.
     The fence (a row lock) and the row's read are one statement."""
-    row = session.scalars(_FENCE, {"fenced_job": job_id, "fence_lease": lease_id,
-                                   "fenced_at": utcnow()},
+    row = session.scalars(_FENCE, _fence_params(job_id, lease_id),
                           execution_options=_RETURNING_ROWS).one_or_none()
     if row is None:
-        raise LeaseLost(f"lease {lease_id} no longer holds job {job_id}; abandon it")
+        raise _lease_lost(job_id, lease_id)
+    return row
+
+
+def fenced_columns(session: Session, job_id: str, lease_id: str) -> Row:
+    """`fenced_row` as columns, for a change written with Core statements (`write_state`)."""
+    row = session.connection().execute(_FENCE_ROW, _fence_params(job_id, lease_id)).one_or_none()
+    if row is None:
+        raise _lease_lost(job_id, lease_id)
     return row
 
 
 def heartbeat(session: Session, job_id: str, lease_id: str, *, lease_seconds: float) -> HeartbeatReply:
-    """Extend the lease; tell the worker whether the user asked to cancel."""
-    row = fenced_row(session, job_id, lease_id)
-    row.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
-    session.flush()
-    return HeartbeatReply(lease_expires_at=row.lease_expires_at,
-                          cancel_requested=row.state == JobState.cancelling.value)
+    """Extend the lease (the fence and the renewal are one statement); tell the worker whether
+    the user asked to cancel."""
+    params = _fence_params(job_id, lease_id)
+    until = params["fenced_at"] + timedelta(seconds=lease_seconds)
+    state = session.connection().execute(_HEARTBEAT, {**params, "renewed_until": until}
+                                         ).scalar_one_or_none()
+    if state is None:
+        raise _lease_lost(job_id, lease_id)
+    return HeartbeatReply(lease_expires_at=until, cancel_requested=state == JobState.cancelling.value)
 
 
 def report(
@@ -151,17 +183,18 @@ def report(
 
 
 def fail(session: Session, job_id: str, lease_id: str, failure: JobFailure) -> Job:
-    """A failed attempt: retried if the error is a system error and attempts remain."""
-    row = fenced_row(session, job_id, lease_id)
-    row.error = failure.model_dump()
-    if cancel_if_requested(session, row, "cancelled while failing"):
-        pass  # the user's cancel wins over the failure
-    elif failure.retryable and row.attempt < row.max_attempts:
-        _requeue(session, row, reason=f"attempt {row.attempt} failed: {failure.code}")
-    else:
-        record_state(session, row, JobState.failed, code=failure.code, reason=failure.message[:500])
-    session.flush()
-    return to_job(row)
+    """A failed attempt: retried if the error is a system error and attempts remain; the user's
+    cancel wins over the failure. A finish of the hot path: Core statements (`write_state`)."""
+    row = fenced_columns(session, job_id, lease_id)
+    error = failure.model_dump()
+    if row.state == JobState.cancelling.value:
+        return write_state(session, row, JobState.cancelled, {"error": error},
+                           reason="cancelled while failing")
+    if failure.retryable and row.attempt < row.max_attempts:
+        return write_state(session, row, JobState.queued, {"error": error, **_UNLEASED},
+                           reason=f"attempt {row.attempt} failed: {failure.code}")
+    return write_state(session, row, JobState.failed, {"error": error}, code=failure.code,
+                       reason=failure.message[:500])
 
 
 def release(session: Session, job_id: str, lease_id: str, *, reason: str) -> Job:
@@ -182,10 +215,12 @@ def acknowledge_cancel(session: Session, job_id: str, lease_id: str) -> Job:
     return to_job(row)
 
 
+_UNLEASED = {"worker_id": None, "lease_id": None, "lease_expires_at": None}
+
+
 def _requeue(session: Session, row: models.Job, *, reason: str) -> None:
-    row.worker_id = None
-    row.lease_id = None
-    row.lease_expires_at = None
+    for column, value in _UNLEASED.items():
+        setattr(row, column, value)
     record_state(session, row, JobState.queued, reason=reason)
 
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from db import models
@@ -24,24 +24,30 @@ def message_body(event: WebhookEvent, data: dict[str, Any], at: str) -> str:
                       separators=(",", ":"), ensure_ascii=False)
 
 
+# Built once: the lookup runs on every job's end. Core statements on the session's connection
+# (no autoflush of the change they go with, no ORM object for a message).
+_WEBHOOKS = models.Webhook.__table__
+_SUBSCRIPTIONS = select(_WEBHOOKS.c.id, _WEBHOOKS.c.events).where(
+    _WEBHOOKS.c.project == bindparam("of_project"))
+_ADD_MESSAGES = insert(models.WebhookDelivery.__table__)
+
+
 def enqueue(session: Session, *, project: str, event: WebhookEvent,
             data: Callable[[], dict[str, Any]]) -> int:
     """Write a message of `event` for every subscription of `project` that wants it; `data`
     (the job, adapter or alias as the API shows it) is built only if one does. Returns how
     many were written."""
-    subscriptions = session.execute(
-        select(models.Webhook.id, models.Webhook.events).where(models.Webhook.project == project)
-    ).all()
-    wanted = [s.id for s in subscriptions if event.value in s.events]
+    connection = session.connection()
+    wanted = [s.id for s in connection.execute(_SUBSCRIPTIONS, {"of_project": project})
+              if event.value in s.events]
     if not wanted:
         return 0
     now = utcnow()
     body = message_body(event, data(), now.isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"))
-    session.add_all(
-        models.WebhookDelivery(
-            id=new_id("msg"), webhook_id=webhook_id, project=project, event_type=event.value,
-            body=body, state=DeliveryState.pending.value, attempts=0, next_attempt_at=now,
-            retry_from=now, created_at=now)
-        for webhook_id in wanted)
+    connection.execute(_ADD_MESSAGES, [
+        {"id": new_id("msg"), "webhook_id": webhook_id, "project": project,
+         "event_type": event.value, "body": body, "state": DeliveryState.pending.value,
+         "attempts": 0, "next_attempt_at": now, "retry_from": now, "created_at": now}
+        for webhook_id in wanted])
     return len(wanted)
