@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from db import models
@@ -27,7 +28,8 @@ from service.registry.urls import checkpoint_lora_path
 from service.schemas import MAX_INT, Checkpoint, FileRef, Page, from_row
 
 
-def _to_checkpoint(row: models.Checkpoint, job: models.Job, base_url: str | None) -> Checkpoint:
+def _to_checkpoint(row: models.Checkpoint | Row, job: models.Job | Row,
+                   base_url: str | None) -> Checkpoint:
     files = [FileRef.model_validate(f) for f in row.files]
     kind = job_kind(job)
     resumable = kind == "lora" and peft_pair(files) is not None
@@ -91,18 +93,24 @@ def record_checkpoint(
     return _to_checkpoint(row, job, base_url)
 
 
+_CHECKPOINTS = models.Checkpoint.__table__
+# Built once and read as columns: every claim asks (the job was found, in its project, first).
+_LATEST = (
+    select(*_CHECKPOINTS.c)
+    .where(_CHECKPOINTS.c.job_id == bindparam("of_job"), _CHECKPOINTS.c.pruned.is_(False))
+    .order_by(_CHECKPOINTS.c.step.desc())
+    .limit(1)
+)
+
+
 def latest_checkpoint(
-    session: Session, job_id: str, *, base_url: str | None = None, job: models.Job | None = None
+    session: Session, job_id: str, *, base_url: str | None = None,
+    job: models.Job | Row | None = None
 ) -> Checkpoint | None:
     """The job's unpruned checkpoint with the highest step, if any; `job`: its row, when the
     caller holds it already (a claim), so it is not read again."""
     job = job if job is not None else job_row(session, job_id)
-    row = session.scalar(
-        select(models.Checkpoint)
-        .where(models.Checkpoint.job_id == job_id, models.Checkpoint.pruned.is_(False))
-        .order_by(models.Checkpoint.step.desc())
-        .limit(1)
-    )
+    row = session.connection().execute(_LATEST, {"of_job": job_id}).first()
     return None if row is None else _to_checkpoint(row, job, base_url)
 
 
