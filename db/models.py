@@ -88,7 +88,9 @@ class Job(ProjectScoped, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index("ix_jobs_claim", "state", "priority", "created_at"),
+        # The claim's order (service/queue.py), direction for direction: the next job is the
+        # first entry under `queued`, not a sort of the whole queue on every claim.
+        Index("ix_jobs_claim", "state", priority.desc(), "created_at", "id"),
         Index("ix_jobs_lease", "state", "lease_expires_at"),
         Index("ix_jobs_kind_parent", "kind", "parent_adapter_id"),
     )
