@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from service import queue
 from service.artifacts import ArtifactStore
 from service.errors import ServiceError
-from service.inputs import input_size, job_inputs
+from service.inputs import claim_inputs, input_size
 from service.jobs import cancel_if_requested, record_state, to_job
-from service.registry.checkpoints import prune_checkpoints, record_checkpoint
+from service.registry.checkpoints import prune_checkpoints, record_checkpoint, to_checkpoint
 from service.registry.register import register_adapter
 from service.schemas import (
     AdapterResult,
@@ -30,22 +30,28 @@ log = logging.getLogger(__name__)
 
 def claim(session: Session, settings: Settings, *, worker_id: str,
           devices: int = 1) -> Claim | None:
-    """Claim the next job that fits the worker's `devices` and gather its inputs. A job whose
-    `lora_path` no longer resolves fails at once (a user error) and the next one is claimed."""
+    """Claim the next job that fits the worker's `devices` and gather its inputs, in a fresh
+    session. The claim commits on its own (service/queue.py); a job whose `lora_path` no
+    longer resolves then fails (a user error) in a transaction of its own, and the next one is
+    claimed."""
     while True:
         claimed = queue.claim_next(session, worker_id=worker_id,
                                    lease_seconds=settings.lease_seconds, devices=devices)
+        session.commit()
         if claimed is None:
             return None
-        row, lease = claimed
+        row, lease, checkpoint = claimed
+        latest = None if checkpoint is None else to_checkpoint(checkpoint, row, None)
         try:
             # The fields as they are (dict(model)), not dumped and validated again.
-            return Claim(**dict(lease), **dict(job_inputs(session, row)))
+            return Claim(**dict(lease), **dict(claim_inputs(session, row, latest)))
         except ServiceError as exc:
-            row = queue.fenced_row(session, lease.job.id, lease.lease_id)
-            row.error = {"code": exc.code, "message": exc.message, "retryable": False}
-            record_state(session, row, JobState.failed, code=exc.code, reason=exc.message[:500])
-            session.flush()
+            session.rollback()
+            failed = queue.fenced_row(session, lease.job.id, lease.lease_id)
+            failed.error = {"code": exc.code, "message": exc.message, "retryable": False}
+            record_state(session, failed, JobState.failed, code=exc.code,
+                         reason=exc.message[:500])
+            session.commit()
 
 
 def input_blob(session: Session, job_id: str, lease_id: str, sha256: str) -> int:

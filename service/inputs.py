@@ -5,6 +5,7 @@ parsing the spec's lora_path again; every file is one lease-fenced worker URL.""
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from db import models
@@ -13,7 +14,15 @@ from service.lora_path import LoraRef, find_adapter, find_checkpoint, job_rank
 from service.registry.adapters import adapter_files
 from service.registry.checkpoints import latest_checkpoint
 from service.registry.job_output import model_spec
-from service.schemas import JobInputs, JobKind, LoraSource, ResumePoint, SourceFile, Task
+from service.schemas import (
+    Checkpoint,
+    JobInputs,
+    JobKind,
+    LoraSource,
+    ResumePoint,
+    SourceFile,
+    Task,
+)
 
 
 def task_of(job: models.Job) -> Task | None:
@@ -70,9 +79,13 @@ def lora_source(session: Session, job: models.Job) -> LoraSource | None:
     )
 
 
-def job_inputs(session: Session, job: models.Job) -> JobInputs:
+def job_inputs(session: Session, job: models.Job | Row) -> JobInputs:
     """The resume checkpoint, the adapter to continue from, and the uploaded datasets."""
-    latest = latest_checkpoint(session, job.id, job=job)
+    return claim_inputs(session, job, latest_checkpoint(session, job.id, job=job))
+
+
+def claim_inputs(session: Session, job: models.Job | Row, latest: Checkpoint | None) -> JobInputs:
+    """`job_inputs` with the resume checkpoint `latest` already read (by the claim)."""
     checkpoint = None
     if latest is not None:
         checkpoint = ResumePoint(

@@ -1,8 +1,10 @@
 """The durable queue: claim under a lease, heartbeat, fenced writes, expiry, hand-back.
 
-A claim is one statement: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`
-on PostgreSQL; on SQLite the same statement inside the `BEGIN IMMEDIATE` every transaction
-starts with (db/engine.py), so one writer at a time. Every later write of a worker is fenced
+A claim is `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`. On PostgreSQL
+its state event and the job's resume checkpoint are in the same statement (data-modifying
+CTEs), which runs in autocommit: a claim is one round trip. On SQLite they are statements of
+their own inside the `BEGIN IMMEDIATE` every transaction starts with (db/engine.py), so one
+writer at a time. Every later write of a worker is fenced
 on (job id, lease id, active state, lease not expired): a worker whose lease is gone changes
 nothing and gets `LeaseLost` (HTTP 409).
 """
@@ -11,9 +13,20 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Row,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from db import models
@@ -28,6 +41,7 @@ from service.jobs import (
     to_job,
     write_state,
 )
+from service.registry.checkpoints import LATEST_CHECKPOINT, latest_of
 from service.schemas import (
     ACTIVE_STATES,
     HeartbeatReply,
@@ -95,30 +109,79 @@ _FENCE_ROW = _FENCED.returning(*_JOBS.c)
 _HEARTBEAT = _FENCED.values(lease_expires_at=bindparam("renewed_until", type_=UTCDateTime())
                             ).returning(_JOBS.c.state)
 _CLAIM = {skip_locked: _claim_statement(skip_locked) for skip_locked in (False, True)}
+
+
+def _word(text: str) -> Any:
+    return literal_column(f"'{text}'")  # a constant of the statement, not a parameter
+
+
+def _claim_in_one_statement() -> Any:
+    """PostgreSQL: the claim, its state event and the claimed job's resume checkpoint (its
+    columns prefixed `checkpoint_`, NULL for none) in one statement."""
+    claimed = _CLAIM[True].cte("claimed")
+    data = func.jsonb_build_object(
+        _word("from"), _word(JobState.queued.value), _word("to"), claimed.c.state,
+        _word("worker_id"), claimed.c.worker_id, _word("attempt"), claimed.c.attempt)
+    logged = insert(models.JobEvent.__table__).from_select(
+        ["job_id", "kind", "data", "created_at"],
+        select(claimed.c.id, _word("state"), data,
+               bindparam("claimed_at", type_=UTCDateTime()))).cte("logged")
+    latest = latest_of(claimed.c.id).lateral("latest")
+    return (
+        select(claimed, *(c.label(f"{CHECKPOINT_PREFIX}{c.name}") for c in latest.c))
+        .select_from(claimed.outerjoin(latest, true()))
+        .add_cte(logged)
+    )
+
+
+CHECKPOINT_PREFIX = "checkpoint_"
+_CLAIM_ONE_STATEMENT = _claim_in_one_statement()
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+class Claimed(NamedTuple):
+    row: Row  # the job's columns as the claim left them
+    lease: Lease
+    checkpoint: Row | SimpleNamespace | None  # its latest unpruned checkpoint, to resume from
 # The whole row comes back from these UPDATEs (RETURNING) into the session: no read after them.
 _RETURNING_ROWS = {"synchronize_session": False, "populate_existing": True}
 
 
 def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
-               devices: int = 1) -> tuple[Row, Lease] | None:
+               devices: int = 1) -> Claimed | None:
     """Claim the highest-priority, oldest queued job that fits `devices` (those the worker
-    offers) for `worker_id`: its row (columns) and lease, or None. The row comes back from the
-    UPDATE (RETURNING), so the claim's inputs are read from it without a second SELECT.
-    PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: under the `BEGIN IMMEDIATE` write lock."""
+    offers) for `worker_id`: its row (columns), lease and resume checkpoint, or None. The row
+    comes back from the UPDATE (RETURNING): the claim's inputs are read from it.
+
+    PostgreSQL: one statement with `FOR UPDATE SKIP LOCKED`, on a connection in autocommit
+    (module doc), so the session must be fresh; its commit then has nothing left to send.
+    SQLite: three statements under the `BEGIN IMMEDIATE` write lock, which the caller commits."""
     now = utcnow()
     lease_id = new_id("ls")
     expires = now + timedelta(seconds=lease_seconds)
-    connection = session.connection()
-    row = connection.execute(_CLAIM[connection.dialect.name == "postgresql"], {
-        "offered_devices": devices, "claiming_worker": worker_id, "new_lease": lease_id,
-        "new_expiry": expires, "claimed_at": now,
-    }).one_or_none()
-    if row is None:
-        return None
-    insert_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
-                                             "worker_id": worker_id, "attempt": row.attempt})
-    return row, Lease(job=to_job(row), lease_id=lease_id, lease_expires_at=expires,
-                      lease_seconds=lease_seconds, heartbeat_seconds=max(lease_seconds / 3, 0.05))
+    params = {"offered_devices": devices, "claiming_worker": worker_id, "new_lease": lease_id,
+              "new_expiry": expires, "claimed_at": now}
+    checkpoint: Row | SimpleNamespace | None
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.connection(execution_options=_AUTOCOMMIT).execute(
+            _CLAIM_ONE_STATEMENT, params).one_or_none()
+        if row is None:
+            return None
+        values = row._mapping
+        checkpoint = None if values[f"{CHECKPOINT_PREFIX}id"] is None else SimpleNamespace(**{
+            key.removeprefix(CHECKPOINT_PREFIX): value for key, value in values.items()
+            if key.startswith(CHECKPOINT_PREFIX)})
+    else:
+        connection = session.connection()
+        row = connection.execute(_CLAIM[False], params).one_or_none()
+        if row is None:
+            return None
+        insert_event(session, row.id, "state", {"from": JobState.queued.value, "to": row.state,
+                                                 "worker_id": worker_id, "attempt": row.attempt})
+        checkpoint = connection.execute(LATEST_CHECKPOINT, {"of_job": row.id}).first()
+    lease = Lease(job=to_job(row), lease_id=lease_id, lease_expires_at=expires,
+                  lease_seconds=lease_seconds, heartbeat_seconds=max(lease_seconds / 3, 0.05))
+    return Claimed(row, lease, checkpoint)
 
 
 def _fence_params(job_id: str, lease_id: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from service.registry.urls import checkpoint_lora_path
 from service.schemas import MAX_INT, Checkpoint, FileRef, Page, from_row
 
 
-def _to_checkpoint(row: models.Checkpoint | Row, job: models.Job | Row,
+def to_checkpoint(row: models.Checkpoint | Row, job: models.Job | Row,
                    base_url: str | None) -> Checkpoint:
     files = [FileRef.model_validate(f) for f in row.files]
     kind = job_kind(job)
@@ -90,17 +91,25 @@ def record_checkpoint(
     elif row.files != payload or row.pruned:
         row.files, row.size, row.attempt, row.pruned = payload, size, attempt, False
     session.flush()
-    return _to_checkpoint(row, job, base_url)
+    return to_checkpoint(row, job, base_url)
 
 
 _CHECKPOINTS = models.Checkpoint.__table__
+
+
+def latest_of(job_id: Any) -> Select:
+    """The unpruned checkpoint with the highest step of the job `job_id` names (a bound
+    parameter, or a column of a claim's statement: service/queue.py), as columns."""
+    return (
+        select(*_CHECKPOINTS.c)
+        .where(_CHECKPOINTS.c.job_id == job_id, _CHECKPOINTS.c.pruned.is_(False))
+        .order_by(_CHECKPOINTS.c.step.desc())
+        .limit(1)
+    )
+
+
 # Built once and read as columns: every claim asks (the job was found, in its project, first).
-_LATEST = (
-    select(*_CHECKPOINTS.c)
-    .where(_CHECKPOINTS.c.job_id == bindparam("of_job"), _CHECKPOINTS.c.pruned.is_(False))
-    .order_by(_CHECKPOINTS.c.step.desc())
-    .limit(1)
-)
+LATEST_CHECKPOINT = latest_of(bindparam("of_job"))
 
 
 def latest_checkpoint(
@@ -110,8 +119,8 @@ def latest_checkpoint(
     """The job's unpruned checkpoint with the highest step, if any; `job`: its row, when the
     caller holds it already (a claim), so it is not read again."""
     job = job if job is not None else job_row(session, job_id)
-    row = session.connection().execute(_LATEST, {"of_job": job_id}).first()
-    return None if row is None else _to_checkpoint(row, job, base_url)
+    row = session.connection().execute(LATEST_CHECKPOINT, {"of_job": job_id}).first()
+    return None if row is None else to_checkpoint(row, job, base_url)
 
 
 def list_checkpoints(
@@ -139,7 +148,7 @@ def list_checkpoints(
     more = len(rows) > limit
     rows = rows[:limit]
     return Page[Checkpoint](
-        items=[_to_checkpoint(r, job, base_url) for r in rows],
+        items=[to_checkpoint(r, job, base_url) for r in rows],
         next_cursor=encode_cursor(rows[-1].step) if more and rows else None,
     )
 
@@ -169,7 +178,7 @@ def get_checkpoint(
 ) -> Checkpoint:
     """One checkpoint of a job."""
     job, row = job_checkpoint(session, job_id, checkpoint_id)
-    return _to_checkpoint(row, job, base_url)
+    return to_checkpoint(row, job, base_url)
 
 
 def checkpoint_file(session: Session, job_id: str, checkpoint_id: str, name: str) -> FileRef:

@@ -65,7 +65,8 @@ def test_one_submit_wakes_one_claim_the_oldest(client: TestClient, state: AppSta
     claim_statements: list[str] = []
 
     def on_statement(_conn, _cursor, statement, *_args) -> None:
-        if statement.startswith("UPDATE jobs SET state"):
+        # The claim: its own statement on SQLite, the first CTE of one on PostgreSQL.
+        if statement.startswith(("UPDATE jobs SET state", "WITH claimed AS")):
             claim_statements.append(statement)
 
     event.listen(state.engine, "before_cursor_execute", on_statement)

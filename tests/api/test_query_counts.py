@@ -25,6 +25,9 @@ class Counts:
     statements: list[str] = field(default_factory=list)
     begins: int = 0
     checkouts: int = 0
+    # Per statement on PostgreSQL: sent in autocommit (its own transaction: no BEGIN and no
+    # COMMIT round trip around it).
+    autocommit: list[bool] = field(default_factory=list)
 
 
 @contextmanager
@@ -32,8 +35,10 @@ def counting(state: AppState) -> Iterator[Counts]:
     """Statements sent (`before_cursor_execute`), transactions begun, connections checked out."""
     counts = Counts()
 
-    def on_statement(_conn, _cursor, statement, *_args) -> None:
+    def on_statement(conn, _cursor, statement, *_args) -> None:
         counts.statements.append(" ".join(statement.split()))
+        counts.autocommit.append(bool(getattr(conn.connection.dbapi_connection, "autocommit",
+                                              False)))
 
     def on_begin(_conn) -> None:
         counts.begins += 1
@@ -98,12 +103,16 @@ def test_revoked_token_is_refused_on_its_next_get(client: TestClient, state: App
     assert counts.checkouts == 1 and len(counts.statements) == 1, counts
 
 
-def test_claim_and_finish_are_one_transaction_each(client: TestClient, state: AppState):
-    """A claim: the UPDATE that takes the job (its whole row back by RETURNING), the state
-    event, the checkpoint to resume from. A finish (`fail`): the lease fence (the row back by
-    RETURNING), the state change, its event and the webhook outbox's subscription lookup.
-    Each after the token check, which has a transaction of its own (a POST's body must not
-    arrive while a write transaction is open)."""
+def test_claim_is_one_round_trip_on_postgresql_and_finish_one_transaction(
+        client: TestClient, state: AppState):
+    """A claim on PostgreSQL: one statement in autocommit, the UPDATE that takes the job (its
+    whole row back by RETURNING) with its state event and the checkpoint to resume from in it;
+    on SQLite those three statements in one transaction. A finish (`fail`): the lease fence
+    (the row back by RETURNING), the state change, its event and the webhook outbox's
+    subscription lookup. Each after the token check, which has a connection of its own (a
+    POST's body must not arrive while a write transaction is open), in autocommit on
+    PostgreSQL."""
+    postgres = state.engine.dialect.name == "postgresql"
     for _ in range(2):
         client.post("/jobs", json=model_spec()).raise_for_status()
     first = client.post("/worker/claim", json={"worker_id": "w"}).json()  # warm
@@ -113,9 +122,20 @@ def test_claim_and_finish_are_one_transaction_each(client: TestClient, state: Ap
     with counting(state) as counts:
         claim = client.post("/worker/claim", json={"worker_id": "w", "wait_seconds": 0}).json()
     assert claim["job"]["state"] == "running" and claim["job"]["started_at"] is not None
-    assert (counts.checkouts, counts.begins) == (2, 2), counts
-    assert len(counts.statements) == 1 + 3, counts
-    assert counts.statements[1].startswith("UPDATE jobs") and "RETURNING" in counts.statements[1]
+    assert claim["checkpoint"] is None
+    assert counts.checkouts == 2, counts
+    if postgres:
+        assert len(counts.statements) == 1 + 1 and all(counts.autocommit), counts
+        assert counts.statements[1].startswith("WITH claimed AS (UPDATE jobs")
+        assert "INSERT INTO job_events" in counts.statements[1]
+        assert "FROM checkpoints" in counts.statements[1]
+    else:
+        assert counts.begins == 2 and len(counts.statements) == 1 + 3, counts
+        assert counts.statements[1].startswith("UPDATE jobs")
+    assert "RETURNING" in counts.statements[1]
+    events = client.get(f"/jobs/{claim['job']['id']}/events").json()["items"]
+    assert events[-1]["data"] == {"from": "queued", "to": "running", "worker_id": "w",
+                                  "attempt": 1}, events
 
     with counting(state) as counts:
         done = client.post(f"/worker/jobs/{claim['job']['id']}/fail",
@@ -124,6 +144,7 @@ def test_claim_and_finish_are_one_transaction_each(client: TestClient, state: Ap
     assert done["state"] == "failed"
     assert (counts.checkouts, counts.begins) == (2, 2), counts
     assert len(counts.statements) == 1 + 4, counts
+    assert counts.autocommit[1:] == [False] * 4, counts
     assert counts.statements[1].startswith("UPDATE jobs") and "RETURNING" in counts.statements[1]
 
     with counting(state) as counts:  # a stale lease: the fence alone, nothing written
