@@ -17,8 +17,11 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    JSON,
+    Integer,
     Row,
     bindparam,
+    column,
     func,
     insert,
     literal_column,
@@ -27,6 +30,8 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from db import models
@@ -34,7 +39,6 @@ from db.base import UTCDateTime, utcnow
 from service.errors import LeaseLost
 from service.ids import new_id
 from service.jobs import (
-    add_event,
     cancel_if_requested,
     insert_event,
     record_state,
@@ -139,6 +143,15 @@ _CLAIM_ONE_STATEMENT = _claim_in_one_statement()
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
+def _on_its_own(session: Session) -> Connection:
+    """The connection for a change that is one statement: on PostgreSQL in autocommit (the
+    statement its own transaction: no BEGIN or COMMIT round trip), so the session must be
+    fresh; on SQLite the session's transaction, which the caller commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.connection(execution_options=_AUTOCOMMIT)
+    return session.connection()
+
+
 class Claimed(NamedTuple):
     row: Row  # the job's columns as the claim left them
     lease: Lease
@@ -163,8 +176,7 @@ def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
               "new_expiry": expires, "claimed_at": now}
     checkpoint: Row | SimpleNamespace | None
     if session.get_bind().dialect.name == "postgresql":
-        row = session.connection(execution_options=_AUTOCOMMIT).execute(
-            _CLAIM_ONE_STATEMENT, params).one_or_none()
+        row = _on_its_own(session).execute(_CLAIM_ONE_STATEMENT, params).one_or_none()
         if row is None:
             return None
         values = row._mapping
@@ -211,15 +223,44 @@ def fenced_columns(session: Session, job_id: str, lease_id: str) -> Row:
 
 
 def heartbeat(session: Session, job_id: str, lease_id: str, *, lease_seconds: float) -> HeartbeatReply:
-    """Extend the lease (the fence and the renewal are one statement); tell the worker whether
-    the user asked to cancel."""
+    """Extend the lease, in a fresh session (the fence and the renewal are one statement, on
+    its own: `_on_its_own`); tell the worker whether the user asked to cancel."""
     params = _fence_params(job_id, lease_id)
     until = params["fenced_at"] + timedelta(seconds=lease_seconds)
-    state = session.connection().execute(_HEARTBEAT, {**params, "renewed_until": until}
+    state = _on_its_own(session).execute(_HEARTBEAT, {**params, "renewed_until": until}
                                          ).scalar_one_or_none()
     if state is None:
         raise _lease_lost(job_id, lease_id)
     return HeartbeatReply(lease_expires_at=until, cancel_requested=state == JobState.cancelling.value)
+
+
+# A report's metrics: None is SQL NULL here (COALESCE keeps the column), not JSON `null`.
+_JSON_OR_NULL = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _report_statements() -> tuple[Any, Any]:
+    """The fence with the progress and metrics a report sets (a NULL parameter keeps the
+    column), and on PostgreSQL that statement with the report's events inserted by it too
+    (from one JSON array, in order): a report is one round trip there."""
+    job = _JOBS.c
+    fenced = _FENCED.values(
+        progress_step=func.coalesce(bindparam("reported_step", type_=Integer()), job.progress_step),
+        progress_total=func.coalesce(bindparam("reported_total", type_=Integer()),
+                                     job.progress_total),
+        metrics=func.coalesce(bindparam("reported_metrics", type_=_JSON_OR_NULL), job.metrics),
+    ).returning(job.id)
+    reported = fenced.cte("reported")
+    events = func.jsonb_array_elements(bindparam("reported_events", type_=JSONB())).table_valued(
+        column("value", JSONB()), with_ordinality="n").render_derived(name="event")
+    logged = insert(models.JobEvent.__table__).from_select(
+        ["job_id", "kind", "data", "created_at"],
+        select(reported.c.id, events.c.value["kind"].astext, events.c.value["data"],
+               bindparam("fenced_at", type_=UTCDateTime()))
+        .select_from(reported.join(events, true())).order_by(events.c.n)).cte("logged")
+    return fenced, select(reported.c.id).add_cte(logged)
+
+
+_REPORT, _REPORT_ONE_STATEMENT = _report_statements()
 
 
 def report(
@@ -232,17 +273,22 @@ def report(
     total: int | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> None:
-    """Store a worker's log lines and metrics, and its progress."""
-    row = fenced_row(session, job_id, lease_id)
-    for event in events:
-        add_event(session, job_id, event.kind, json_safe(event.data))
-    if step is not None:
-        row.progress_step = step
-    if total is not None:
-        row.progress_total = total
-    if metrics is not None:
-        row.metrics = json_safe(metrics)
-    session.flush()
+    """Store a worker's log lines and metrics, and its progress, in a fresh session: on
+    PostgreSQL one statement in autocommit (`_report_statements`), on SQLite the fenced update
+    and the events' insert in the caller's transaction."""
+    params = {**_fence_params(job_id, lease_id), "reported_step": step, "reported_total": total,
+              "reported_metrics": None if metrics is None else json_safe(metrics)}
+    rows = [{"kind": event.kind, "data": json_safe(event.data)} for event in events]
+    if session.get_bind().dialect.name == "postgresql":
+        reported = _on_its_own(session).execute(
+            _REPORT_ONE_STATEMENT, {**params, "reported_events": rows}).first()
+        if reported is None:
+            raise _lease_lost(job_id, lease_id)
+        return
+    if session.connection().execute(_REPORT, params).first() is None:
+        raise _lease_lost(job_id, lease_id)
+    for row in rows:
+        insert_event(session, job_id, row["kind"], row["data"])
 
 
 def fail(session: Session, job_id: str, lease_id: str, failure: JobFailure) -> Job:
@@ -282,8 +328,8 @@ _UNLEASED = {"worker_id": None, "lease_id": None, "lease_expires_at": None}
 
 
 def _requeue(session: Session, row: models.Job, *, reason: str) -> None:
-    for column, value in _UNLEASED.items():
-        setattr(row, column, value)
+    for name, value in _UNLEASED.items():
+        setattr(row, name, value)
     record_state(session, row, JobState.queued, reason=reason)
 
 

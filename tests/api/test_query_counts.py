@@ -155,6 +155,37 @@ def test_claim_is_one_round_trip_on_postgresql_and_finish_one_transaction(
     assert len(counts.statements) == 1 + 1, counts
 
 
+def test_report_is_one_round_trip_on_postgresql(client: TestClient, state: AppState):
+    """A progress report (log lines, metrics, progress): on PostgreSQL one statement in
+    autocommit, the fence with the progress in it and the events inserted by it; on SQLite the
+    fenced update and one insert per event in one transaction. A stale lease writes nothing."""
+    postgres = state.engine.dialect.name == "postgresql"
+    client.post("/jobs", json=model_spec()).raise_for_status()
+    claim = client.post("/worker/claim", json={"worker_id": "w"}).json()
+    job_id, lease = claim["job"]["id"], {LEASE: claim["lease_id"]}
+    body = {"events": [{"kind": "log", "data": {"line": "a"}},
+                       {"kind": "log", "data": {"line": "b"}}], "step": 1, "total": 5}
+    client.post(f"/worker/jobs/{job_id}/events", headers=lease, json=body).raise_for_status()
+
+    with counting(state) as counts:
+        r = client.post(f"/worker/jobs/{job_id}/events", headers=lease, json=body)
+    assert r.status_code == 204
+    if postgres:
+        assert len(counts.statements) == 1 + 1 and all(counts.autocommit), counts
+        assert counts.statements[1].startswith("WITH reported AS (UPDATE jobs")
+        assert "INSERT INTO job_events" in counts.statements[1]
+    else:
+        assert counts.begins == 2 and len(counts.statements) == 1 + 1 + 2, counts
+
+    client.post(f"/worker/jobs/{job_id}/fail", headers=lease,
+                json={"code": "x", "message": "end", "retryable": False}).raise_for_status()
+    before = len(client.get(f"/jobs/{job_id}/events", params={"limit": 100}).json()["items"])
+    r = client.post(f"/worker/jobs/{job_id}/events", headers=lease, json=body)
+    assert r.status_code == 409 and r.json()["code"] == "lease_lost"
+    after = client.get(f"/jobs/{job_id}/events", params={"limit": 100}).json()["items"]
+    assert len(after) == before
+
+
 def test_a_get_route_with_sessions_of_its_own_never_holds_two_connections(
     client: TestClient, state: AppState
 ):

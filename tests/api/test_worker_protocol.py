@@ -182,6 +182,16 @@ def test_reported_progress_metrics_and_logs(client: TestClient):
     kinds = [e["kind"] for e in client.get(f"/jobs/{job['id']}/events").json()["items"]]
     assert kinds == ["state", "state", "log", "metrics"]
 
+    # A report without metrics or a total keeps them; its events are stored in their order.
+    lines = [{"kind": "log", "data": {"line": f"line {n}"}} for n in range(50)]
+    assert client.post(f"/worker/jobs/{job['id']}/events", headers=_lease(lease["lease_id"]),
+                       json={"events": lines, "step": 4}).status_code == 204
+    now = client.get(f"/jobs/{job['id']}").json()
+    assert now["progress"] == {"step": 4, "total": 10}
+    assert now["metrics"] == {"loss": 1.5, "lr": 0.001}
+    items = client.get(f"/jobs/{job['id']}/events", params={"limit": 100}).json()["items"]
+    assert [e["data"] for e in items[4:]] == [line["data"] for line in lines]
+
 
 def test_idle_worker_long_poll_wakes_on_submit(client: TestClient):
     result: dict = {}
