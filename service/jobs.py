@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, insert, null, select, update
+from sqlalchemy import Row, Select, String, bindparam, insert, literal_column, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import models
-from db.base import utcnow
+from db.base import JSONType, UTCDateTime, utcnow
 from db.scoping import project_for_new_rows
 from service.errors import Conflict, NotFound
 from service.ids import new_id
@@ -31,7 +31,7 @@ from service.schemas import (
 )
 from service.schemas.webhooks import WebhookEvent
 from service.spec import ParsedSpec
-from service.webhooks.outbox import enqueue
+from service.webhooks.outbox import enqueue, subscriptions_where
 
 if TYPE_CHECKING:  # service.lora_path reads the registry, which reads jobs
     from service.lora_path import ResolvedLora
@@ -77,10 +77,11 @@ def record_state(session: Session, row: models.Job, new: JobState, **detail: Any
     _notify(session, row.project, new, lambda: to_job(row))
 
 
-def _notify(session: Session, project: str, new: JobState, view: Callable[[], Job]) -> None:
+def _notify(session: Session, project: str, new: JobState, view: Callable[[], Job],
+            subscriptions: Sequence[Row] | None = None) -> None:
     if new in JOB_EVENTS:  # webhooks: the outbox row commits with the state change
         enqueue(session, project=project, event=JOB_EVENTS[new],
-                data=lambda: view().model_dump(mode="json"))
+                data=lambda: view().model_dump(mode="json"), subscriptions=subscriptions)
 
 
 # The worker protocol's frequent state changes (a claim, a finish) are written with Core
@@ -97,6 +98,22 @@ _SET_STATE = (
 _ADD_EVENT = insert(models.JobEvent.__table__)
 
 
+def _state_change_in_one_statement() -> Select:
+    """PostgreSQL: `_SET_STATE`, the change's event inserted by it, and the job's project's
+    webhook subscriptions read by it (for the outbox), in one statement."""
+    changed = _SET_STATE.returning(_JOBS.c.project).cte("changed")
+    logged = insert(models.JobEvent.__table__).from_select(
+        ["job_id", "kind", "data", "created_at"],
+        select(bindparam("changed_job", type_=String()), literal_column("'state'"),
+               bindparam("event_data", type_=JSONType),
+               bindparam("event_at", type_=UTCDateTime())).select_from(changed)).cte("logged")
+    return subscriptions_where(models.Webhook.project.in_(select(changed.c.project))
+                               ).add_cte(logged)
+
+
+_SET_STATE_ONE_STATEMENT = _state_change_in_one_statement()
+
+
 def insert_event(session: Session, job_id: str, kind: str, data: dict[str, Any]) -> None:
     """`add_event` as a statement of its own, sent now (for rows written without the ORM)."""
     session.connection().execute(_ADD_EVENT, {"job_id": job_id, "kind": kind, "data": data,
@@ -109,11 +126,18 @@ def write_state(session: Session, row: Row, new: JobState, changes: dict[str, An
     lease fence): the state columns, with `changes` (of STATE_COLUMNS) beside the move, in
     one UPDATE; its event; its webhook messages. Returns the job as it now is."""
     values = {**row._mapping, **(changes or {}), **transition(row.id, row.state, new)}
-    session.connection().execute(
-        _SET_STATE, {"changed_job": row.id, **{f"new_{c}": values[c] for c in STATE_COLUMNS}})
-    insert_event(session, row.id, "state", {"from": row.state, "to": new.value, **detail})
+    params = {"changed_job": row.id, **{f"new_{c}": values[c] for c in STATE_COLUMNS}}
+    event = {"from": row.state, "to": new.value, **detail}
+    connection = session.connection()
+    subscriptions = None
+    if connection.dialect.name == "postgresql":  # one round trip (`_state_change_in_...`)
+        subscriptions = connection.execute(_SET_STATE_ONE_STATEMENT, {
+            **params, "event_data": event, "event_at": values["updated_at"]}).all()
+    else:
+        connection.execute(_SET_STATE, params)
+        insert_event(session, row.id, "state", event)
     job = to_job(SimpleNamespace(**values))
-    _notify(session, row.project, new, lambda: job)
+    _notify(session, row.project, new, lambda: job, subscriptions)
     return job
 
 

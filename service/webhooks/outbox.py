@@ -6,10 +6,11 @@ crash before delivery loses nothing: whichever API process runs the loop next se
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from db import models
@@ -27,19 +28,28 @@ def message_body(event: WebhookEvent, data: dict[str, Any], at: str) -> str:
 # Built once: the lookup runs on every job's end. Core statements on the session's connection
 # (no autoflush of the change they go with, no ORM object for a message).
 _WEBHOOKS = models.Webhook.__table__
-_SUBSCRIPTIONS = select(_WEBHOOKS.c.id, _WEBHOOKS.c.events).where(
-    _WEBHOOKS.c.project == bindparam("of_project"))
+
+
+def subscriptions_where(*criteria: Any) -> Select:
+    """The (id, events) of the subscriptions `criteria` select (by project)."""
+    return select(_WEBHOOKS.c.id, _WEBHOOKS.c.events).where(*criteria)
+
+
+_SUBSCRIPTIONS = subscriptions_where(_WEBHOOKS.c.project == bindparam("of_project"))
 _ADD_MESSAGES = insert(models.WebhookDelivery.__table__)
 
 
 def enqueue(session: Session, *, project: str, event: WebhookEvent,
-            data: Callable[[], dict[str, Any]]) -> int:
+            data: Callable[[], dict[str, Any]],
+            subscriptions: Sequence[Row] | None = None) -> int:
     """Write a message of `event` for every subscription of `project` that wants it; `data`
     (the job, adapter or alias as the API shows it) is built only if one does. Returns how
-    many were written."""
+    many were written. `subscriptions`: the project's (id, events), when the caller's own
+    statement read them (service/jobs.py, `write_state`)."""
     connection = session.connection()
-    wanted = [s.id for s in connection.execute(_SUBSCRIPTIONS, {"of_project": project})
-              if event.value in s.events]
+    if subscriptions is None:
+        subscriptions = connection.execute(_SUBSCRIPTIONS, {"of_project": project}).all()
+    wanted = [s.id for s in subscriptions if event.value in s.events]
     if not wanted:
         return 0
     now = utcnow()
