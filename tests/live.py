@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 import psutil
@@ -42,7 +43,7 @@ class LiveServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"serve-{self.port}.log"
 
-    def start(self, timeout: float = 90) -> LiveServer:
+    def start(self, timeout: float = 90) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port),
                "--database-url", self.database_url, "--workers", str(self.workers),
@@ -90,7 +91,7 @@ class LiveServer:
                     child.kill()
             self.proc.wait()
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -280,9 +280,10 @@ MAX_PLACEMENT_DEVICE = 1023  # a device index beyond any node's
 def placement_devices(value: str | int, where: str) -> int | None:
     """The number of devices a placement names: `all` → None (whatever the worker offers),
     `"0-3"` → 4, `"0,2"` → 2, `"0-3,6"` → 5, an int (one device index, as in RLinf) → 1."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: a placement is `all`, a device range like \"0-3\", a list "
-                         f"like \"0,2\" or a device index, got {value!r}")
+    if isinstance(value, bool):  # pydantic reports a ValueError, not a TypeError, as a 422
+        raise ValueError(  # noqa: TRY004
+            f"{where}: a placement is `all`, a device range like \"0-3\", a list like \"0,2\" "
+            f"or a device index, got {value!r}")
     if isinstance(value, int):
         if not 0 <= value <= MAX_PLACEMENT_DEVICE:
             raise ValueError(f"{where}: device index {value} is out of range")

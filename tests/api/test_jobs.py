@@ -149,8 +149,8 @@ BAD_INPUTS = [
      "interpolation"),
     ("env-interpolation", _model("    is_lora: true\n    lora_rank: 8\n    lora_path: ${oc.env:HOME}\n"),
      422, "interpolation"),
-    ("batch-not-multiple", "actor:\n  micro_batch_size: 3\n  global_batch_size: 8\n  model:\n"
-     "    model_path: m\n", 422, "multiple"),
+    ("batch-not-multiple", ("actor:\n  micro_batch_size: 3\n  global_batch_size: 8\n  model:\n"
+                            "    model_path: m\n"), 422, "multiple"),
     ("bad-scheduler", _model("    is_lora: false\n") + "  optim:\n    lr_scheduler: step\n", 422,
      "lr_scheduler"),
 ]
