@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import sys
 import time
@@ -63,6 +64,22 @@ def warm_up(server) -> None:
         r = http.post("/worker/jobs/job_none/fail", headers=worker_headers(server, "ls_none"),
                       json={"code": "bench", "message": "warm-up", "retryable": False})
         assert r.status_code in (404, 409), r.text
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every `postgres` process on the machine (its backends and helpers)."""
+    total = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if (proc.info["name"] or "").startswith("postgres"):
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def own_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 def cpu_seconds(pid: int) -> float:
@@ -136,13 +153,15 @@ def drain(server, workers: int) -> dict:
         while len(opened) < workers:  # connections open before the clock starts
             await asyncio.sleep(0.01)
         t0, cpu0 = time.perf_counter(), cpu_seconds(server.proc.pid)
+        others0 = postgres_cpu_seconds(), own_cpu_seconds()
         start.set()
         await asyncio.gather(*tasks)
-        return t0, cpu0, time.perf_counter()
+        return t0, cpu0, others0, time.perf_counter()
 
-    t0, cpu0, t1 = asyncio.run(run())
+    t0, cpu0, (pg0, own0), t1 = asyncio.run(run())
     elapsed = t1 - t0
     server_cpu = (cpu_seconds(server.proc.pid) - cpu0) / elapsed
+    jobs = max(len(claims), 1)
     return {
         "claims": claims,
         "elapsed": elapsed,
@@ -150,6 +169,9 @@ def drain(server, workers: int) -> dict:
         "latencies": latencies,
         "shares": shares,
         "server_cpu": server_cpu,
+        # CPU per job: the API processes, PostgreSQL (every postgres process), this client
+        "cpu_per_job": ((cpu_seconds(server.proc.pid) - cpu0) / jobs,
+                        (postgres_cpu_seconds() - pg0) / jobs, (own_cpu_seconds() - own0) / jobs),
     }
 
 
@@ -177,10 +199,12 @@ def run(server, jobs: int, workers: int, label: str) -> dict:
 
 
 def describe(result: dict, jobs: int) -> str:
+    api, postgres, own = (seconds * 1e3 for seconds in result["cpu_per_job"])
     return (f"{jobs / result['elapsed']:.0f} jobs/s (claim+finish p50 "
             f"{percentile(result['latencies'], 0.5) * 1e3:.1f} ms, p99 "
             f"{percentile(result['latencies'], 0.99) * 1e3:.1f} ms, API at "
-            f"{result['server_cpu'] * 100:.0f}% of a core)")
+            f"{result['server_cpu'] * 100:.0f}% of a core; CPU per job: API {api:.1f} ms, "
+            f"PostgreSQL {postgres:.1f} ms, client {own:.2f} ms)")
 
 
 def main() -> None:

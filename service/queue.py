@@ -109,10 +109,15 @@ _FENCED = (
     .values(updated_at=bindparam("fenced_at", type_=UTCDateTime()))
 )
 _FENCE = _FENCED.returning(models.Job)
+# The whole row comes back from `_FENCE` (RETURNING) into the session: no read after it.
+_RETURNING_ROWS = {"synchronize_session": False, "populate_existing": True}
 _FENCE_ROW = _FENCED.returning(*_JOBS.c)
 _HEARTBEAT = _FENCED.values(lease_expires_at=bindparam("renewed_until", type_=UTCDateTime())
                             ).returning(_JOBS.c.state)
 _CLAIM = {skip_locked: _claim_statement(skip_locked) for skip_locked in (False, True)}
+
+
+CHECKPOINT_PREFIX = "checkpoint_"
 
 
 def _word(text: str) -> Any:
@@ -138,7 +143,6 @@ def _claim_in_one_statement() -> Any:
     )
 
 
-CHECKPOINT_PREFIX = "checkpoint_"
 _CLAIM_ONE_STATEMENT = _claim_in_one_statement()
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
@@ -156,8 +160,6 @@ class Claimed(NamedTuple):
     row: Row  # the job's columns as the claim left them
     lease: Lease
     checkpoint: Row | SimpleNamespace | None  # its latest unpruned checkpoint, to resume from
-# The whole row comes back from these UPDATEs (RETURNING) into the session: no read after them.
-_RETURNING_ROWS = {"synchronize_session": False, "populate_existing": True}
 
 
 def claim_next(session: Session, *, worker_id: str, lease_seconds: float,
