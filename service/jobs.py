@@ -7,7 +7,18 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Select, String, bindparam, insert, literal_column, null, select, update
+from sqlalchemy import (
+    CTE,
+    Row,
+    Select,
+    String,
+    bindparam,
+    insert,
+    literal_column,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,15 +109,25 @@ _SET_STATE = (
 _ADD_EVENT = insert(models.JobEvent.__table__)
 
 
+def word(text: str) -> Any:
+    """`text` as a constant of a statement (an SQL literal), not a bound parameter."""
+    return literal_column(f"'{text}'")
+
+
+def events_from(rows: Select) -> CTE:
+    """PostgreSQL: a CTE that inserts the events `rows` yields, as (job_id, kind, data,
+    created_at), into the statement it joins (a claim, a report, a state change)."""
+    return _ADD_EVENT.from_select(["job_id", "kind", "data", "created_at"], rows).cte("logged")
+
+
 def _state_change_in_one_statement() -> Select:
     """PostgreSQL: `_SET_STATE`, the change's event inserted by it, and the job's project's
     webhook subscriptions read by it (for the outbox), in one statement."""
     changed = _SET_STATE.returning(_JOBS.c.project).cte("changed")
-    logged = insert(models.JobEvent.__table__).from_select(
-        ["job_id", "kind", "data", "created_at"],
-        select(bindparam("changed_job", type_=String()), literal_column("'state'"),
-               bindparam("event_data", type_=JSONType),
-               bindparam("event_at", type_=UTCDateTime())).select_from(changed)).cte("logged")
+    logged = events_from(select(
+        bindparam("changed_job", type_=String()), word("state"),
+        bindparam("event_data", type_=JSONType), bindparam("event_at", type_=UTCDateTime()),
+    ).select_from(changed))
     return subscriptions_where(models.Webhook.project.in_(select(changed.c.project))
                                ).add_cte(logged)
 

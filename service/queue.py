@@ -23,8 +23,6 @@ from sqlalchemy import (
     bindparam,
     column,
     func,
-    insert,
-    literal_column,
     or_,
     select,
     true,
@@ -40,9 +38,11 @@ from service.errors import LeaseLost
 from service.ids import new_id
 from service.jobs import (
     cancel_if_requested,
+    events_from,
     insert_event,
     record_state,
     to_job,
+    word,
     write_state,
 )
 from service.registry.checkpoints import LATEST_CHECKPOINT, latest_of
@@ -120,21 +120,15 @@ _CLAIM = {skip_locked: _claim_statement(skip_locked) for skip_locked in (False, 
 CHECKPOINT_PREFIX = "checkpoint_"
 
 
-def _word(text: str) -> Any:
-    return literal_column(f"'{text}'")  # a constant of the statement, not a parameter
-
-
 def _claim_in_one_statement() -> Any:
     """PostgreSQL: the claim, its state event and the claimed job's resume checkpoint (its
     columns prefixed `checkpoint_`, NULL for none) in one statement."""
     claimed = _CLAIM[True].cte("claimed")
     data = func.jsonb_build_object(
-        _word("from"), _word(JobState.queued.value), _word("to"), claimed.c.state,
-        _word("worker_id"), claimed.c.worker_id, _word("attempt"), claimed.c.attempt)
-    logged = insert(models.JobEvent.__table__).from_select(
-        ["job_id", "kind", "data", "created_at"],
-        select(claimed.c.id, _word("state"), data,
-               bindparam("claimed_at", type_=UTCDateTime()))).cte("logged")
+        word("from"), word(JobState.queued.value), word("to"), claimed.c.state,
+        word("worker_id"), claimed.c.worker_id, word("attempt"), claimed.c.attempt)
+    logged = events_from(select(claimed.c.id, word("state"), data,
+                                bindparam("claimed_at", type_=UTCDateTime())))
     latest = latest_of(claimed.c.id).lateral("latest")
     return (
         select(claimed, *(c.label(f"{CHECKPOINT_PREFIX}{c.name}") for c in latest.c))
@@ -254,11 +248,10 @@ def _report_statements() -> tuple[Any, Any]:
     reported = fenced.cte("reported")
     events = func.jsonb_array_elements(bindparam("reported_events", type_=JSONB())).table_valued(
         column("value", JSONB()), with_ordinality="n").render_derived(name="event")
-    logged = insert(models.JobEvent.__table__).from_select(
-        ["job_id", "kind", "data", "created_at"],
+    logged = events_from(
         select(reported.c.id, events.c.value["kind"].astext, events.c.value["data"],
                bindparam("fenced_at", type_=UTCDateTime()))
-        .select_from(reported.join(events, true())).order_by(events.c.n)).cte("logged")
+        .select_from(reported.join(events, true())).order_by(events.c.n))
     return fenced, select(reported.c.id).add_cte(logged)
 
 
