@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
+from cli.parent import SERVE_PID, exit_with_parent
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class LocalWorkers:
 
     def start(self, port: int) -> None:
         env = {**os.environ, "LORAPLANE_DATA_DIR": str(self.settings.data_dir),
-               "LORAPLANE_MODELS_DIR": str(self.settings.models_dir)}
+               "LORAPLANE_MODELS_DIR": str(self.settings.models_dir),
+               SERVE_PID: str(os.getpid())}  # they stop if it is SIGKILLed (cli/parent.py)
         if self.token:
             env["LORAPLANE_WORKER_TOKEN"] = self.token
         for n in range(self.settings.workers):
@@ -123,21 +124,8 @@ def replica_app() -> FastAPI:
     # the supervisor, which stops the workers first and then this process, not this process
     # while a worker still hands its job back through it.
     os.setpgid(0, 0)
-    _exit_with_parent(os.getppid())
+    exit_with_parent(os.getppid(), "API process")
     return create_app(migrate=False, freeze_gc=True)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Stop (gracefully: SIGTERM to itself) once the supervisor is gone, even SIGKILLed: an
-    orphaned API process would go on holding the port."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        log.warning("the serve process %d is gone; this API process stops", parent)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="watch-serve", daemon=True).start()
 
 
 def serve_processes(settings: Settings, *, log_level: str) -> None:

@@ -120,9 +120,11 @@ def worker(
     """Claim and run training jobs from a loraplane server until stopped (SIGTERM hands back)."""
     import signal
 
+    from cli.parent import exit_with_serve
     from worker import Worker, WorkerOptions
 
     configure_logging(log_level)
+    exit_with_serve()
     settings = _settings()
     options = WorkerOptions(
         server=server,

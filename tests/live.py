@@ -164,3 +164,37 @@ def wait_for_job(client: httpx.Client, job_id: str, states: set[str], timeout: f
             return job
         time.sleep(0.2)
     raise TimeoutError(f"job {job_id} still {job.get('state')} after {timeout} s: {job}")
+
+
+def serve_children(server: LiveServer) -> list[tuple[psutil.Process, list[str]]]:
+    """`serve`'s live children and their command lines; a child killed but not yet reaped
+    (a zombie) or gone meanwhile is left out."""
+    found = []
+    for child in psutil.Process(server.proc.pid).children():
+        try:
+            found.append((child, child.cmdline()))
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
+
+
+def api_processes(server: LiveServer) -> list[psutil.Process]:
+    """The API processes of `serve --api-processes N` (uvicorn's spawned children)."""
+    return [p for p, cmdline in serve_children(server)
+            if "multiprocessing.spawn" in " ".join(cmdline)]
+
+
+def local_workers(server: LiveServer) -> list[psutil.Process]:
+    """The local workers `serve` started (`loraplane worker` children)."""
+    return [p for p, cmdline in serve_children(server) if "worker" in cmdline]
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """Poll `predicate` until it returns something true (returned); TimeoutError naming
+    `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := predicate()):
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(what)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from tests.live import LiveServer, wait_for_job
+from tests.live import LiveServer, api_processes, local_workers, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,40 +27,11 @@ LONG = {"actor": {"model": {"model_path": "demo-tiny-llama", "is_lora": True, "l
         "runner": {"max_steps": 100000, "save_interval": 20}}
 
 
-def _children(server: LiveServer) -> list[tuple[psutil.Process, list[str]]]:
-    """`serve`'s live children and their command lines; a child killed but not yet reaped
-    (a zombie) or gone meanwhile is left out."""
-    found = []
-    for child in psutil.Process(server.proc.pid).children():
-        try:
-            found.append((child, child.cmdline()))
-        except (psutil.ZombieProcess, psutil.NoSuchProcess):
-            continue
-    return found
-
-
-def _api_processes(server: LiveServer) -> list[psutil.Process]:
-    return [p for p, cmdline in _children(server) if "multiprocessing.spawn" in " ".join(cmdline)]
-
-
-def _workers(server: LiveServer) -> list[psutil.Process]:
-    return [p for p, cmdline in _children(server) if "worker" in cmdline]
-
-
 def _requests_counted(client: httpx.Client, route: str) -> float:
     text = client.get("/metrics").text
     return sum(float(m.group(1)) for m in re.finditer(
         rf'^loraplane_http_requests_total{{method="GET",route="{re.escape(route)}",'
         rf'status="200"}} (\S+)$', text, re.MULTILINE))
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := predicate()):
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(what)
 
 
 def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
@@ -72,12 +42,12 @@ def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
     server = LiveServer(tmp_path / "api", pg_database, workers=1,
                         env={"LORAPLANE_API_PROCESSES": "2", "LORAPLANE_QUEUE_POLL_SECONDS": "0.2"})
     with server:
-        apis = _wait(lambda: len(_api_processes(server)) == 2 and _api_processes(server), 60,
+        apis = wait_until(lambda: len(api_processes(server)) == 2 and api_processes(server), 60,
                      "two API processes")
         # The local worker starts once an API process answers /healthz, a moment after
         # the API processes themselves: wait for it, then count exactly one.
-        _wait(lambda: _workers(server), 60, "the local worker")
-        workers = _workers(server)
+        wait_until(lambda: local_workers(server), 60, "the local worker")
+        workers = local_workers(server)
         assert len(workers) == 1, [p.cmdline() for p in workers]
         tree = [server.proc.pid, *(p.pid for p in apis), workers[0].pid]
 
@@ -106,7 +76,7 @@ def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
             apis[0].kill()
             for _ in range(10):
                 assert httpx.get(f"{server.url}/healthz", headers=headers).status_code == 200
-            replaced = _wait(lambda: (now := _api_processes(server)) and len(now) == 2
+            replaced = wait_until(lambda: (now := api_processes(server)) and len(now) == 2
                              and apis[0].pid not in {p.pid for p in now} and now, 60,
                              "a replacement API process")
             tree += [p.pid for p in replaced]
@@ -114,7 +84,7 @@ def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
             # SIGTERM while the worker trains: it hands the job back through the API
             # processes, which stop only after it.
             long = client.post("/jobs", json=LONG).json()
-            _wait(lambda: client.get(f"/jobs/{long['id']}").json()["progress"]["step"] >= 5, 120,
+            wait_until(lambda: client.get(f"/jobs/{long['id']}").json()["progress"]["step"] >= 5, 120,
                   "the long job to train")
         assert server.stop(signal.SIGTERM, timeout=120) == 0
     alive = [pid for pid in tree if psutil.pid_exists(pid)
