@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,7 +14,13 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import Conflict, DatabaseUnavailable, InvalidRequest, ServiceError
+from service.errors import (
+    ArtifactStoreUnavailable,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidRequest,
+    ServiceError,
+)
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -136,6 +143,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # 5xx
     "internal_error": 500,
     "database_unavailable": 503,
+    "artifact_store_unavailable": 503,
     "migrations_pending": 503,
 }
 
@@ -212,6 +220,14 @@ async def _database_unavailable(_: Request, exc: OperationalError) -> JSONRespon
     return problem_response(database_unavailable())
 
 
+async def _artifact_store_failed(_: Request, exc: Exception) -> JSONResponse:
+    """boto3's errors (the S3 store): the object store refused, failed or was unreachable.
+    Answered 503 with what it said, which workers send again (worker/client.py)."""
+    log.warning("artifact store failed: %s", exc)
+    return problem_response(ArtifactStoreUnavailable(
+        f"the artifact store failed: {exc}; retry shortly", headers={"Retry-After": "2"}))
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return problem_response(ServiceError("internal error; see the server log"))
@@ -223,4 +239,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(BotoCoreError, _artifact_store_failed)
+    app.add_exception_handler(ClientError, _artifact_store_failed)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,12 +11,14 @@ multipart upload that is completed only once the whole stream has been checked, 
 is visible under a digest until it is complete and verified. An upload whose digest is
 learnt at the end goes to `prefix/tmp/<uuid>` first and is copied to its key once checked.
 An interrupted upload leaves an unfinished multipart upload (never visible) or a temp
-object; `cleanup_temp` aborts and deletes both once they are old.
+object; `cleanup_temp` aborts and deletes both once they are old (an unfinished upload only
+once this process, too, has seen it open for that long: see `cleanup_temp`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +31,8 @@ from service.errors import NotFound
 log = logging.getLogger(__name__)
 
 PART_SIZE = 8 * 1024 * 1024  # S3 parts are at least 5 MiB, but for the last
+
+_clock = time.monotonic  # when this process first saw an unfinished upload (tests move it)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -52,6 +56,7 @@ class S3ArtifactStore(ArtifactStore):
             client = boto3.client("s3", config=Config(signature_version="s3v4"))
         self.client = client
         self.presign_seconds = presign_seconds
+        self._uploads_seen: dict[str, float] = {}  # unfinished upload id -> first listed
 
     # -- keys -----------------------------------------------------------------------------
     def _key(self, sha256: str) -> str:
@@ -142,17 +147,28 @@ class S3ArtifactStore(ArtifactStore):
         return True
 
     def cleanup_temp(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Abort unfinished multipart uploads and delete temp objects older than `older_than`."""
+        """Abort unfinished multipart uploads and delete temp objects older than `older_than`.
+
+        An unfinished upload is aborted only if the server dates it past the cutoff *and*
+        this store has listed it, still open, for `older_than` itself: a server's initiation
+        date is not trusted alone (moto reports a fixed date of 2010 for every upload, and an
+        object store whose clock runs ahead of this host's would date live ones too early),
+        and aborting an upload in flight fails its request. After a restart the age counts
+        again from the first listing, which only delays the cleanup."""
         cutoff = datetime.now(UTC) - older_than
+        now, seen = _clock(), {}
         removed = 0
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self.prefix)
         for page in pages:
             for item in page.get("Uploads", []):
-                if item["Initiated"] <= cutoff:
+                first = seen[item["UploadId"]] = self._uploads_seen.get(item["UploadId"], now)
+                if item["Initiated"] <= cutoff and now - first >= older_than.total_seconds():
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"])
+                    del seen[item["UploadId"]]
                     removed += 1
+        self._uploads_seen = seen  # those still open; finished or aborted ones forgotten
         for item in self._objects(f"{self.prefix}tmp/"):
             if item["LastModified"] <= cutoff:
                 self.client.delete_object(Bucket=self.bucket, Key=item["Key"])

@@ -127,6 +127,13 @@ class DatabaseUnavailable(ServiceError):
     code = "database_unavailable"
 
 
+class ArtifactStoreUnavailable(ServiceError):
+    """The artifact store (object storage) failed or could not be reached; the request may
+    succeed when retried."""
+
+    code = "artifact_store_unavailable"
+
+
 class MigrationsPending(ServiceError):
     """The database schema is behind the code: the service is not ready."""
 

@@ -90,7 +90,8 @@ def test_an_upload_cut_halfway_leaves_nothing_visible(store: S3ArtifactStore) ->
     assert keys(store) == [] and open_uploads(store) == []
 
 
-def test_uploads_a_crash_left_behind_are_cleaned_up(store: S3ArtifactStore) -> None:
+def test_uploads_a_crash_left_behind_are_cleaned_up(
+        store: S3ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from service.artifacts import StreamCheck
 
     data = os.urandom(6 * MiB)
@@ -101,9 +102,15 @@ def test_uploads_a_crash_left_behind_are_cleaned_up(store: S3ArtifactStore) -> N
     # ...and one died between completing its temp object and copying it into place
     store.client.put_object(Bucket=store.bucket, Key="lp/tmp/orphan", Body=b"x")
     assert len(open_uploads(store)) == 2 and keys(store) == ["lp/tmp/orphan"]
-    # moto reports a fixed initiation date of 2010 for every multipart upload, so only the
-    # temp object's age can be seen to spare it here
-    assert store.cleanup_temp(older_than=timedelta(hours=1)) == 2
+    # moto dates every multipart upload 2010: the store's own first sight of an upload keeps
+    # the sweep from aborting one that may still be in flight (its request would fail)
+    assert store.cleanup_temp(older_than=timedelta(hours=1)) == 0
+    assert len(open_uploads(store)) == 2
+    clock = artifacts_s3._clock()
+    monkeypatch.setattr(artifacts_s3, "_clock", lambda: clock + 3599)
+    assert store.cleanup_temp(older_than=timedelta(hours=1)) == 0
+    monkeypatch.setattr(artifacts_s3, "_clock", lambda: clock + 3600)
+    assert store.cleanup_temp(older_than=timedelta(hours=1)) == 2  # open for an hour: gone
     assert open_uploads(store) == [] and keys(store) == ["lp/tmp/orphan"]
     assert store.cleanup_temp(older_than=timedelta(0)) == 1
     assert keys(store) == []

@@ -1,0 +1,68 @@
+"""Object storage failing under the API: 503 `artifact_store_unavailable` (which workers send
+again), never a 500; the S3 store against moto's server, then pointed at a dead endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+
+import boto3
+import pytest
+from botocore.config import Config
+from fastapi.testclient import TestClient
+
+from api.deps import AppState
+from service.settings import Settings
+from tests.factories import BASE, make_adapter
+from tests.live import free_port
+from tests.s3 import new_bucket, s3_endpoint  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def settings(settings: Settings, s3_endpoint: str) -> Settings:  # noqa: F811
+    return settings.model_copy(update={
+        "artifacts_url": f"s3://{new_bucket(s3_endpoint)}/artifacts"})
+
+
+def _unreachable(state: AppState) -> None:
+    """From now on the store's requests go to a port nothing listens on, with no retries."""
+    state.store.client = boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1))
+
+
+def _assert_unavailable(response) -> None:
+    assert response.status_code == 503, response.text
+    problem = response.json()
+    assert problem["code"] == "artifact_store_unavailable", problem
+    assert "artifact store failed" in problem["detail"], problem
+    assert response.headers["retry-after"] == "2"
+
+
+def test_a_download_and_an_upload_with_the_store_away_answer_503(
+        client: TestClient, state: AppState):
+    adapter = make_adapter(state)
+    name = adapter.files[0].name
+    assert client.get(f"/adapters/{adapter.id}/files/{name}").status_code == 200
+
+    _unreachable(state)
+    _assert_unavailable(client.get(f"/adapters/{adapter.id}/files/{name}"))
+
+    submitted = client.post("/jobs", json={"actor": {"model": {"model_path": BASE,
+                                                                "is_lora": True, "lora_rank": 4}}})
+    assert submitted.status_code == 201, submitted.text
+    claimed = client.post("/worker/claim", json={"worker_id": "w1", "wait_seconds": 0}).json()
+    data = b"weights" * 1000
+    _assert_unavailable(client.put(
+        f"/worker/jobs/{claimed['job']['id']}/blobs/{hashlib.sha256(data).hexdigest()}",
+        content=data, headers={"X-Loraplane-Lease": claimed["lease_id"],
+                               "Content-Type": "application/octet-stream"}))
+
+
+def test_a_bucket_that_is_gone_answers_503_with_what_the_store_said(
+        client: TestClient, state: AppState):
+    adapter = make_adapter(state)
+    name = adapter.files[0].name
+    state.store.bucket = "lp-no-such-bucket"  # deleted, or a typo in LORAPLANE_ARTIFACTS_URL
+    response = client.get(f"/adapters/{adapter.id}/files/{name}")
+    _assert_unavailable(response)
+    assert "NoSuchBucket" in response.json()["detail"] or "404" in response.json()["detail"]
