@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -18,6 +19,7 @@ from service.errors import (
     ArtifactStoreUnavailable,
     Conflict,
     DatabaseUnavailable,
+    InsufficientStorage,
     InvalidRequest,
     ServiceError,
 )
@@ -144,6 +146,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "internal_error": 500,
     "database_unavailable": 503,
     "artifact_store_unavailable": 503,
+    "insufficient_storage": 507,
     "migrations_pending": 503,
 }
 
@@ -228,6 +231,16 @@ async def _artifact_store_failed(_: Request, exc: Exception) -> JSONResponse:
         f"the artifact store failed: {exc}; retry shortly", headers={"Retry-After": "2"}))
 
 
+async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+    """A full disk (the local artifact store, a temp file) is the operator's to fix: 507,
+    said so; any other OSError is unexpected."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("out of disk space: %s", exc)
+        return problem_response(InsufficientStorage(
+            "the server's storage is full; an operator must free space (or raise the quota)"))
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return problem_response(ServiceError("internal error; see the server log"))
@@ -241,4 +254,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(BotoCoreError, _artifact_store_failed)
     app.add_exception_handler(ClientError, _artifact_store_failed)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

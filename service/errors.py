@@ -134,6 +134,12 @@ class ArtifactStoreUnavailable(ServiceError):
     code = "artifact_store_unavailable"
 
 
+class InsufficientStorage(ServiceError):
+    """The disk the artifacts are written to is full (or over its quota)."""
+
+    code = "insufficient_storage"
+
+
 class MigrationsPending(ServiceError):
     """The database schema is behind the code: the service is not ready."""
 

@@ -1,9 +1,11 @@
-"""Object storage failing under the API: 503 `artifact_store_unavailable` (which workers send
-again), never a 500; the S3 store against moto's server, then pointed at a dead endpoint."""
+"""The artifact store failing under the API, never a 500: object storage (the S3 store against
+moto's server, then pointed at a dead endpoint or a missing bucket) answers 503
+`artifact_store_unavailable`, which workers send again; a full local disk 507."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 
 import boto3
 import pytest
@@ -66,3 +68,31 @@ def test_a_bucket_that_is_gone_answers_503_with_what_the_store_said(
     response = client.get(f"/adapters/{adapter.id}/files/{name}")
     _assert_unavailable(response)
     assert "NoSuchBucket" in response.json()["detail"] or "404" in response.json()["detail"]
+
+
+def test_a_full_disk_answers_507_and_stores_nothing(
+        client: TestClient, state: AppState, monkeypatch: pytest.MonkeyPatch):
+    """The local store's temp file opened on /dev/full: the kernel's own ENOSPC on write."""
+    from service.artifacts import LocalArtifactStore
+
+    local = LocalArtifactStore(state.settings.data_dir / "artifacts-full")
+    monkeypatch.setattr(state, "store", local)
+    real_open = os.open
+
+    def open_on_a_full_disk(path, flags, *args):
+        return real_open("/dev/full", os.O_WRONLY) if str(path).endswith(".part") else \
+            real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_on_a_full_disk)
+    submitted = client.post("/jobs", json={"actor": {"model": {"model_path": BASE,
+                                                                "is_lora": True, "lora_rank": 4}}})
+    assert submitted.status_code == 201, submitted.text
+    claimed = client.post("/worker/claim", json={"worker_id": "w1", "wait_seconds": 0}).json()
+    data = b"weights" * 1000
+    response = client.put(
+        f"/worker/jobs/{claimed['job']['id']}/blobs/{hashlib.sha256(data).hexdigest()}",
+        content=data, headers={"X-Loraplane-Lease": claimed["lease_id"],
+                               "Content-Type": "application/octet-stream"})
+    assert response.status_code == 507, response.text
+    assert response.json()["code"] == "insufficient_storage"
+    assert not local.exists(hashlib.sha256(data).hexdigest())
