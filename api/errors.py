@@ -223,12 +223,15 @@ async def _database_unavailable(_: Request, exc: OperationalError) -> JSONRespon
     return problem_response(database_unavailable())
 
 
-async def _artifact_store_failed(_: Request, exc: Exception) -> JSONResponse:
+async def _artifact_store_failed(_: Request, exc: BotoCoreError | ClientError) -> JSONResponse:
     """boto3's errors (the S3 store): the object store refused, failed or was unreachable.
-    Answered 503 with what it said, which workers send again (worker/client.py)."""
+    Answered 503, which workers send again (worker/client.py), naming the store's error code
+    (or boto's error class); its message, with endpoint and keys, goes to the log only."""
     log.warning("artifact store failed: %s", exc)
+    what = (exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError)
+            else None) or type(exc).__name__
     return problem_response(ArtifactStoreUnavailable(
-        f"the artifact store failed: {exc}; retry shortly", headers={"Retry-After": "2"}))
+        f"the artifact store failed ({what}); retry shortly", headers={"Retry-After": "2"}))
 
 
 async def _os_error(request: Request, exc: OSError) -> JSONResponse:

@@ -15,7 +15,7 @@ import time
 
 log = logging.getLogger(__name__)
 
-# Set by `serve` for its local workers: the process whose end they outlive no longer.
+# Set by `serve` for its local workers: its own pid, the parent they must not outlive.
 SERVE_PID = "LORAPLANE_SERVE_PID"
 
 

@@ -156,19 +156,21 @@ class S3ArtifactStore(ArtifactStore):
         and aborting an upload in flight fails its request. After a restart the age counts
         again from the first listing, which only delays the cleanup."""
         cutoff = datetime.now(UTC) - older_than
-        now, seen = _clock(), {}
+        now = _clock()
+        still_open: dict[str, float] = {}  # what `_uploads_seen` becomes: finished ones drop
         removed = 0
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self.prefix)
         for page in pages:
             for item in page.get("Uploads", []):
-                first = seen[item["UploadId"]] = self._uploads_seen.get(item["UploadId"], now)
-                if item["Initiated"] <= cutoff and now - first >= older_than.total_seconds():
+                first_seen = self._uploads_seen.get(item["UploadId"], now)
+                if item["Initiated"] <= cutoff and now - first_seen >= older_than.total_seconds():
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"])
-                    del seen[item["UploadId"]]
                     removed += 1
-        self._uploads_seen = seen  # those still open; finished or aborted ones forgotten
+                else:
+                    still_open[item["UploadId"]] = first_seen
+        self._uploads_seen = still_open
         for item in self._objects(f"{self.prefix}tmp/"):
             if item["LastModified"] <= cutoff:
                 self.client.delete_object(Bucket=self.bucket, Key=item["Key"])

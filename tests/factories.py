@@ -1,5 +1,6 @@
 """Shared factories for server tests: stored files, job rows, adapters and checkpoints made as
-the worker protocol would make them, tokens and callers, an in-process worker.
+the worker protocol would make them, a job claimed by hand (`Holder`), tokens and callers, an
+in-process worker.
 
 One copy of each, for every test module (and benchmark) that needs one. Specs are in
 tests/specs.py, which imports none of the server's dependencies.
@@ -31,6 +32,38 @@ from tests.specs import BASE_MODEL
 
 BASE = BASE_MODEL
 SERVER = "http://testserver"
+
+
+# ---------------------------------------------------------------------------- by hand
+
+
+class Holder:
+    """A job claimed by hand over the worker protocol, for offering files as its worker would."""
+
+    def __init__(self, client: TestClient, job: dict):
+        self.client, self.job = client, job
+        claim = client.post("/worker/claim", json={"worker_id": "hostile", "wait_seconds": 0})
+        assert claim.status_code == 200 and claim.json()["job"]["id"] == job["id"], claim.text
+        self.lease = {"X-Loraplane-Lease": claim.json()["lease_id"]}
+
+    def offer(self, data: bytes) -> httpx.Response:
+        """Upload `data` as a blob of the job; the server's answer, whatever it is."""
+        sha = hashlib.sha256(data).hexdigest()
+        return self.client.put(f"/worker/jobs/{self.job['id']}/blobs/{sha}", content=data,
+                               headers=self.lease)
+
+    def put(self, name: str, data: bytes) -> dict:
+        stored = self.offer(data)
+        assert stored.status_code == 201, stored.text
+        return {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    def complete(self, files: list[dict], **extra) -> httpx.Response:
+        return self.client.post(f"/worker/jobs/{self.job['id']}/complete", headers=self.lease,
+                                json={"kind": "lora", "files": files, **extra})
+
+    def checkpoint(self, files: list[dict]) -> httpx.Response:
+        return self.client.post(f"/worker/jobs/{self.job['id']}/checkpoints", headers=self.lease,
+                                json={"step": 2, "files": files})
 
 
 # ---------------------------------------------------------------------------- stored files

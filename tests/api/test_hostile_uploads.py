@@ -5,19 +5,17 @@ folder under sanitised names."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import pickle
 import tarfile
 import zipfile
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.downloads import content_disposition, safe_archive_name
-from tests.factories import refused, safetensors_bytes
+from tests.factories import Holder, refused, safetensors_bytes
 from tests.specs import tiny_spec
 
 TINY = tiny_spec()
@@ -33,31 +31,6 @@ def torch_save_like_zip() -> bytes:
 
 CONFIG = json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 4,
                      "target_modules": ["q_proj"]}).encode()
-
-
-class Holder:
-    """A job claimed by hand, for offering files as its worker would."""
-
-    def __init__(self, client: TestClient, job: dict):
-        self.client, self.job = client, job
-        claim = client.post("/worker/claim", json={"worker_id": "hostile"})
-        assert claim.status_code == 200 and claim.json()["job"]["id"] == job["id"]
-        self.lease = {"X-Loraplane-Lease": claim.json()["lease_id"]}
-
-    def put(self, name: str, data: bytes) -> dict:
-        sha = hashlib.sha256(data).hexdigest()
-        stored = self.client.put(f"/worker/jobs/{self.job['id']}/blobs/{sha}", content=data,
-                                 headers=self.lease)
-        assert stored.status_code == 201, stored.text
-        return {"name": name, "sha256": sha, "size": len(data)}
-
-    def complete(self, files: list[dict], **extra) -> httpx.Response:
-        return self.client.post(f"/worker/jobs/{self.job['id']}/complete", headers=self.lease,
-                                json={"kind": "lora", "files": files, **extra})
-
-    def checkpoint(self, files: list[dict]) -> httpx.Response:
-        return self.client.post(f"/worker/jobs/{self.job['id']}/checkpoints", headers=self.lease,
-                                json={"step": 2, "files": files})
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
                         env={"LORAPLANE_API_PROCESSES": "2", "LORAPLANE_QUEUE_POLL_SECONDS": "0.2"})
     with server:
         apis = wait_until(lambda: len(api_processes(server)) == 2 and api_processes(server), 60,
-                     "two API processes")
+                          "two API processes")
         # The local worker starts once an API process answers /healthz, a moment after
         # the API processes themselves: wait for it, then count exactly one.
         wait_until(lambda: local_workers(server), 60, "the local worker")
@@ -77,15 +77,15 @@ def test_two_api_processes_share_the_port_the_metrics_and_the_shutdown(
             for _ in range(10):
                 assert httpx.get(f"{server.url}/healthz", headers=headers).status_code == 200
             replaced = wait_until(lambda: (now := api_processes(server)) and len(now) == 2
-                             and apis[0].pid not in {p.pid for p in now} and now, 60,
-                             "a replacement API process")
+                                  and apis[0].pid not in {p.pid for p in now} and now, 60,
+                                  "a replacement API process")
             tree += [p.pid for p in replaced]
 
             # SIGTERM while the worker trains: it hands the job back through the API
             # processes, which stop only after it.
             long = client.post("/jobs", json=LONG).json()
-            wait_until(lambda: client.get(f"/jobs/{long['id']}").json()["progress"]["step"] >= 5, 120,
-                  "the long job to train")
+            wait_until(lambda: client.get(f"/jobs/{long['id']}").json()["progress"]["step"] >= 5,
+                       120, "the long job to train")
         assert server.stop(signal.SIGTERM, timeout=120) == 0
     alive = [pid for pid in tree if psutil.pid_exists(pid)
              and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]

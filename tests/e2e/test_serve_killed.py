@@ -2,7 +2,8 @@
 
 A worker that trains when `serve` dies hands its job back (to the `serve` restarted on the
 same port, within its retry window) and exits; an idle one exits at once. Neither goes on
-polling beside the fresh set of workers the restarted `serve` starts.
+polling beside the fresh set of workers the restarted `serve` starts. Under
+`--api-processes 2` the API processes stop as well, and the port is free again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.live import LiveServer, local_workers, wait_for_job, wait_until
+from tests.live import LiveServer, api_processes, local_workers, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,13 @@ def test_local_workers_stop_when_serve_is_sigkilled(db_url: str, tmp_path: Path)
     server = LiveServer(tmp_path / "data", db_url, workers=1)
     orphans: list[psutil.Process] = []
     try:
-        with server, server.client() as client:
+        # Killed while its worker has no job (no job was ever submitted): it exits at once.
+        with server:
+            orphans = wait_until(lambda: local_workers(server), 60, "the local worker")
+            _kill_serve_only(server)
+            wait_until(lambda: _gone(orphans[0]), 15, "the idle orphaned worker to exit")
+
+        with server, server.client() as client:  # started again
             job = client.post("/jobs", json=SPEC).json()
             wait_until(lambda: client.get(f"/jobs/{job['id']}").json()["progress"]["step"] >= 3,
                        120, "the job to train")
@@ -60,13 +67,31 @@ def test_local_workers_stop_when_serve_is_sigkilled(db_url: str, tmp_path: Path)
             # Handed back by the orphan (no attempt spent), not left to its lease's expiry.
             assert len(requeued) == 1 and "expired" not in requeued[0]["reason"], requeued
             assert done["attempt"] == 1, done  # the hand-back gave its attempt back
-
-            # Killed while its worker waits for work: the worker exits at once.
-            orphans = local_workers(server)
-            assert len(orphans) == 1, orphans
-            _kill_serve_only(server)
-            wait_until(lambda: _gone(orphans[0]), 15, "the idle orphaned worker to exit")
     finally:
         for proc in orphans:  # the fix failing must not leave a process polling forever
+            if not _gone(proc):
+                proc.kill()
+
+
+def test_api_processes_and_the_worker_stop_when_serve_is_sigkilled(
+        pg_database: str, tmp_path: Path):
+    from tests.conftest import _truncate
+
+    _truncate(pg_database)
+    server = LiveServer(tmp_path / "data", pg_database, workers=1,
+                        env={"LORAPLANE_API_PROCESSES": "2"})
+    orphans: list[psutil.Process] = []
+    try:
+        with server:
+            apis = wait_until(lambda: len(api_processes(server)) == 2 and api_processes(server),
+                              60, "two API processes")
+            workers = wait_until(lambda: local_workers(server), 60, "the local worker")
+            orphans = [*apis, *workers]
+            _kill_serve_only(server)
+            wait_until(lambda: all(_gone(p) for p in orphans), 30,
+                       "the API processes and the worker to exit")
+            server.start()  # the port is free: nothing of the killed `serve` holds it
+    finally:
+        for proc in orphans:
             if not _gone(proc):
                 proc.kill()
